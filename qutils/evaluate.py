@@ -1,0 +1,158 @@
+"""Accuracy and robust accuracy, always with a 95% Wilson confidence interval.
+
+A robust accuracy is only meaningful with its threat model, norm, epsilon, attack, steps and
+number of images: :class:`Accuracy` carries all of them and prints them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+from scipy.stats import norm as _normal
+
+from .attacks.base import Attack, check_inputs
+
+__all__ = ["wilson_interval", "Accuracy", "predict", "accuracy", "robust_accuracy", "attack_table"]
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k / n (Wilson 1927)."""
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, n={n}], got {k}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    z = _normal.ppf(0.5 + confidence / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: rounding would leave 1e-18
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
+
+
+@dataclass
+class Accuracy:
+    """``correct`` of ``n`` images right, with a 95% Wilson interval and the attack settings."""
+
+    correct: int
+    n: int
+    attack: str = "none"
+    threat_model: str = "-"
+    norm: str = "-"
+    eps: float = 0.0
+    steps: int = 0
+    params: dict = field(default_factory=dict)
+
+    @property
+    def value(self) -> float:
+        return self.correct / self.n
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.n)
+
+    def __float__(self) -> float:
+        return self.value
+
+    def __str__(self) -> str:
+        lo, hi = self.ci
+        head = f"{100 * self.value:.1f}% [95% CI {100 * lo:.1f}-{100 * hi:.1f}] on {self.n} images"
+        if self.attack == "none":
+            return head + " (clean)"
+        return (f"{head} under {self.attack} ({self.threat_model}, {self.norm}, eps={self.eps:g}, "
+                f"{self.steps} step{'s' if self.steps != 1 else ''})")
+
+    def as_dict(self) -> dict:
+        lo, hi = self.ci
+        d = asdict(self)
+        d.update(accuracy=self.value, ci_low=lo, ci_high=hi)
+        return d
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted labels, in eval mode (the training flag is restored)."""
+    check_inputs(x)
+    dev = _device_of(model)
+    was = model.training
+    model.eval()
+    try:
+        out = [model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> Accuracy:
+    """Clean accuracy with its confidence interval."""
+    check_inputs(x, y)
+    correct = int((predict(model, x, batch_size) == y.cpu()).sum())
+    return Accuracy(correct, len(y))
+
+
+def robust_accuracy(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
+                    batch_size: int = 500, source: nn.Module | None = None,
+                    return_adv: bool = False):
+    """Accuracy of ``model`` on adversarial examples of ``attack``.
+
+    With ``source`` given, the examples are crafted on the source (substitute) model and
+    evaluated on ``model``: a transfer attack. An untargeted attack counts an image as robust
+    when the prediction stays the true label; for a targeted attack pass the *target* labels as
+    ``y`` -- robust accuracy is then the share of images *not* classified as the target.
+    """
+    if not isinstance(attack, Attack):
+        raise ValueError(f"attack must be a qutils Attack, got {type(attack).__name__}")
+    check_inputs(x, y)
+    crafter = source if source is not None else model
+    dev = _device_of(crafter)
+    advs = []
+    for i in range(0, len(x), batch_size):
+        advs.append(attack(crafter, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)).cpu())
+    x_adv = torch.cat(advs)
+    pred = predict(model, x_adv, batch_size)
+    ok = (pred != y) if attack.targeted else (pred == y)
+    threat = "black-box (transfer)" if source is not None else str(attack.threat_model)
+    res = Accuracy(int(ok.sum()), len(y), attack.name, threat, str(attack.norm), attack.eps,
+                   attack.steps, attack.params())
+    return (res, x_adv) if return_adv else res
+
+
+def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.Tensor,
+                 batch_size: int = 500, source: nn.Module | None = None, progress: bool = True):
+    """Robust accuracy for every attack x epsilon, as a pandas DataFrame (one row each).
+
+    ``attacks`` is a list of :class:`Attack` (their own eps is replaced by each epsilon).
+    Epsilon 0 is the clean accuracy. Columns: attack, threat_model, norm, eps, steps, n,
+    accuracy, ci_low, ci_high.
+    """
+    import pandas as pd
+
+    from .progress import progress as tqdm
+
+    rows = []
+    grid = [(a, e) for a in attacks for e in epsilons]
+    clean = None
+    for attack, eps in tqdm(grid, enabled=progress, desc="attack x epsilon"):
+        if eps == 0:
+            clean = clean or accuracy(model, x, y, batch_size)
+            res = Accuracy(clean.correct, clean.n, attack.name, str(attack.threat_model),
+                           str(attack.norm), 0.0, attack.steps)
+        else:
+            res = robust_accuracy(model, attack.with_eps(eps), x, y, batch_size, source=source)
+        d = res.as_dict()
+        d.pop("params")
+        rows.append(d)
+    cols = ["attack", "threat_model", "norm", "eps", "steps", "n", "correct", "accuracy", "ci_low", "ci_high"]
+    return pd.DataFrame(rows)[cols]

@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from qutils.attacks import BIM, FGSM, PGD, make
+from qutils.defenses import BitDepthReduction, InputTransformModel
+from qutils.evaluate import predict, robust_accuracy
+
+ATTACKS = [FGSM(0.1), BIM(0.1, steps=5), PGD(0.1, steps=5), PGD(0.1, steps=3, restarts=2)]
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: f"{a.name}-{a.params().get('restarts', 1)}")
+def test_inside_ball_and_box_and_input_untouched(attack, trained_cnn, mnist_test):
+    x, y = mnist_test.x[:64], mnist_test.y[:64]
+    x_before = x.clone()
+    trained_cnn.train()  # the attack must run in eval mode and restore the flag
+    x_adv = attack(trained_cnn, x, y)
+    assert trained_cnn.training
+    trained_cnn.eval()
+    assert torch.equal(x, x_before)
+    assert x_adv.shape == x.shape and not x_adv.requires_grad
+    assert (x_adv - x).abs().max() <= attack.eps + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert (x_adv != x).any()  # it did something
+    assert (predict(trained_cnn, x_adv) != y).sum() > (predict(trained_cnn, x) != y).sum()
+
+
+def test_fgsm_is_the_signed_gradient_step(trained_cnn, mnist_test):
+    x, y = mnist_test.x[:16], mnist_test.y[:16]
+    xg = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(trained_cnn(xg), y, reduction="sum").backward()
+    expected = (x + 0.2 * xg.grad.sign()).clamp(0, 1)
+    assert torch.allclose(FGSM(0.2)(trained_cnn, x, y), expected)
+
+
+def test_pgd_at_least_as_strong_as_fgsm_and_more_steps_help(trained_cnn, mnist_test):
+    x, y = mnist_test.x, mnist_test.y
+    fgsm = robust_accuracy(trained_cnn, FGSM(0.15), x, y).value
+    pgd5 = robust_accuracy(trained_cnn, PGD(0.15, steps=5), x, y).value
+    pgd20 = robust_accuracy(trained_cnn, PGD(0.15, steps=20), x, y).value
+    assert pgd20 <= pgd5 <= fgsm
+    assert pgd20 < fgsm  # strictly stronger on a trained model
+
+
+def test_accuracy_falls_with_epsilon(trained_cnn, mnist_test):
+    x, y = mnist_test.x, mnist_test.y
+    accs = [robust_accuracy(trained_cnn, PGD(e, steps=10), x, y).value for e in (0.0, 0.05, 0.1, 0.2, 0.3)]
+    assert all(a >= b for a, b in zip(accs, accs[1:]))
+    assert accs[0] > 0.9 and accs[-1] < 0.05
+
+
+def test_targeted_pgd_reaches_its_targets(trained_cnn, mnist_test):
+    x, y = mnist_test.x[:100], mnist_test.y[:100]
+    target = (y + 1) % 10
+    hit = (predict(trained_cnn, PGD(0.3, steps=20, targeted=True)(trained_cnn, x, target)) == target).float().mean()
+    assert hit > 0.8
+    res = robust_accuracy(trained_cnn, PGD(0.3, steps=20, targeted=True), x, target)
+    assert res.value == pytest.approx(1 - hit.item())
+
+
+def test_eps_zero_returns_the_input(trained_cnn, mnist_test):
+    x, y = mnist_test.x[:8], mnist_test.y[:8]
+    for a in (FGSM(0), BIM(0), PGD(0)):
+        assert torch.equal(a(trained_cnn, x, y), x)
+
+
+@pytest.mark.parametrize("cls", [FGSM, BIM, PGD])
+def test_bad_arguments(cls, trained_cnn, mnist_test):
+    x, y = mnist_test.x[:4], mnist_test.y[:4]
+    with pytest.raises(ValueError, match="eps"):
+        cls(-0.1)
+    with pytest.raises(ValueError, match="eps"):
+        cls(float("nan"))
+    a = cls(0.1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        a(trained_cnn, x * 255, y)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        a(trained_cnn, x[0], y)
+    with pytest.raises(ValueError, match="label"):
+        a(trained_cnn, x, y[:2])
+    with pytest.raises(ValueError, match="label"):
+        a(trained_cnn, x, y.float())
+    if cls is not FGSM:
+        with pytest.raises(ValueError, match="steps"):
+            cls(0.1, steps=0)
+
+
+def test_make_by_name():
+    assert isinstance(make("pgd", eps=0.3, steps=7), PGD) and make("pgd", eps=0.3, steps=7).steps == 7
+    with pytest.raises(ValueError, match="unknown attack"):
+        make("pgdd", eps=0.3)
+
+
+def test_pgd_step_size_rules():
+    assert PGD(0.3, steps=40).step_size == pytest.approx(2.5 * 0.3 / 40)
+    assert BIM(0.3, steps=10).step_size == pytest.approx(1.25 * 0.3 / 10)
+    assert PGD(0.3, abs_stepsize=0.01).step_size == 0.01
+    with pytest.raises(ValueError, match="not both"):
+        PGD(0.3, rel_stepsize=0.1, abs_stepsize=0.01)
+
+
+def test_bit_depth_reduction_masks_the_gradient(trained_cnn, mnist_test):
+    """The chapter-1 puzzle: rounding the input makes FGSM's gradient exactly zero."""
+    x, y = mnist_test.x[:32], mnist_test.y[:32]
+    defended = InputTransformModel(BitDepthReduction(1), trained_cnn)
+    q = BitDepthReduction(1)(x)
+    assert set(q.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(FGSM(0.3)(defended, x, y), x)  # zero gradient: FGSM does not move
+    assert not torch.equal(FGSM(0.3)(trained_cnn, x, y), x)

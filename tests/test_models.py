@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from qutils import models
+
+# parameter counts derived by hand from each paper's layer list (MNIST: 1x28x28)
+EXPECTED_PARAMS_MNIST = {
+    # conv 1*64*25+64, conv 64*64*25+64, fc 64*10*10*128+128, fc 128*10+10
+    "cnn_a": 1664 + 102464 + 819328 + 1290,
+    # conv 1*128*9+128, conv 128*64*9+64, fc 64*12*12*128+128, fc 1290
+    "cnn_b": 1280 + 73792 + 1179776 + 1290,
+    # LeNet-5: 6*25+6, 16*6*25+16, 400*120+120, 120*84+84, 84*10+10
+    "lenet": 156 + 2416 + 48120 + 10164 + 850,
+    # Cleverhans: 64*64+64, 64*128*36+128, 128*128*25+128, 128*10+10
+    "cleverhans_cnn": 4160 + 295040 + 409728 + 1290,
+    # SMALL: 16*9+16, 16*32*9+32, 32*64*9+64, 64*3*3*256+256, 256*10+10
+    "small": 160 + 4640 + 18496 + 147712 + 2570,
+}
+# well-known counts of the CIFAR-10 (3x32x32) variants
+EXPECTED_PARAMS_CIFAR = {"resnet18": 11_173_962, "vgg16": 14_728_266}
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
+def test_every_model_gives_logits_of_the_right_shape(name, channels, size):
+    m = models.build(name, in_channels=channels, input_size=size, num_classes=7).eval()
+    x = torch.rand(3, channels, size, size, requires_grad=True)
+    out = m(x)
+    assert out.shape == (3, 7)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradient reaches the input
+    assert models.REGISTRY[name].source  # every architecture cites its paper
+
+
+@pytest.mark.parametrize("name,count", sorted(EXPECTED_PARAMS_MNIST.items()))
+def test_parameter_counts_mnist(name, count):
+    assert n_params(models.build(name)) == count
+
+
+@pytest.mark.parametrize("name,count", sorted(EXPECTED_PARAMS_CIFAR.items()))
+def test_parameter_counts_cifar(name, count):
+    assert n_params(models.build(name, in_channels=3, input_size=32)) == count
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build("resnet19")
+    with pytest.raises(ValueError, match="in_channels"):
+        models.build("cnn_a", in_channels=2)
+    with pytest.raises(ValueError, match="input_size"):
+        models.build("cnn_a", input_size=64)
+
+
+def test_activation_is_pluggable():
+    m = models.build("lenet", activation=torch.nn.Tanh)
+    assert any(isinstance(mod, torch.nn.Tanh) for mod in m.modules())
+    assert not any(isinstance(mod, torch.nn.ReLU) for mod in m.modules())
