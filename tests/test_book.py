@@ -1,0 +1,42 @@
+"""The book builds with warnings as errors, and every committed notebook carries its outputs."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.book
+def test_book_builds_with_warnings_as_errors(tmp_path):
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if not exe.exists():
+        exe = shutil.which("jupyter-book")
+    assert exe, "jupyter-book is not installed in this environment"
+    proc = subprocess.run([str(exe), "build", str(ROOT), "--path-output", str(tmp_path),
+                           "--warningiserror", "--nitpick", "--keep-going"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    html = tmp_path / "_build" / "html"
+    for nb in NOTEBOOKS:
+        page = html / "notebooks" / (nb.stem + ".html")
+        assert page.exists(), f"{page} missing"
+        assert "<img" in page.read_text(), f"{nb.name} rendered without figures"
+    assert (html / "book" / "references.html").exists()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_committed_executed_in_order_with_the_book_profile(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c.get("execution_count") for c in code]
+    assert all(counts), f"{path.name}: some code cells were not executed"
+    assert counts == sorted(counts) and len(set(counts)) == len(counts), f"{path.name}: executed out of order"
+    first = "".join(o.get("text", "") for o in code[0].get("outputs", []) if o.get("output_type") == "stream")
+    assert "profile: book" in first, f"{path.name}: committed outputs are not from the book profile"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: committed with an error output"
