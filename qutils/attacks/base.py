@@ -97,7 +97,7 @@ class Attack:
     # -- description -------------------------------------------------------------------
     def params(self) -> dict:
         """The attack's settings, for tables and results files."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"eps": self.eps, "targeted": self.targeted}
 
     @property
     def steps(self) -> int:

@@ -41,6 +41,11 @@ class _IterativeLinf(Attack):
     def _default_rel_stepsize(self) -> float:
         raise NotImplementedError
 
+    def params(self) -> dict:
+        return {"eps": self.eps, "steps": self.n_steps, "step_size": round(self.step_size, 6),
+                "random_start": self.random_start, "restarts": self.restarts,
+                "targeted": self.targeted, "seed": self.seed}
+
     @property
     def step_size(self) -> float:
         if self.abs_stepsize is not None:
