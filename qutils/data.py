@@ -267,9 +267,7 @@ def _torchvision_dataset(name: str, train: bool, root: Path, download: bool):
         if name == "cifar10":
             return tvd.CIFAR10(str(root), train=train, download=download)
         return tvd.SVHN(str(root / "SVHN"), split=split, download=download)
-    except RuntimeError as e:
-        raise DataUnavailableError(_missing_message(name, root, e)) from None
-    except Exception as e:  # failed download
+    except Exception as e:  # files missing (RuntimeError) or a failed download (network errors)
         raise DataUnavailableError(_missing_message(name, root, e)) from None
 
 
