@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qutils.attacks import BIM, FGSM, PGD, make
+from qutils.attacks import BIM, BPDA, FGSM, PGD, bpda, make
 from qutils.defenses import BitDepthReduction, InputTransformModel
 from qutils.evaluate import predict, robust_accuracy
 
@@ -110,8 +110,6 @@ def test_bit_depth_reduction_masks_the_gradient(trained_cnn, mnist_test):
 
 def test_bpda_straight_through_recovers_the_attack(trained_cnn, mnist_test):
     """Plain PGD fails on a rounding layer (zero gradient); PGD through BPDA breaks it."""
-    from qutils.attacks.bpda import BPDA
-
     x, y = mnist_test.x[:100], mnist_test.y[:100]
     # 2-bit rounding: every pixel is within 1/6 of a threshold, so eps = 0.3 can move any of them
     # (1-bit rounding at eps = 0.3 is partly *really* robust on MNIST: the QuSecNets chapter)
@@ -129,8 +127,6 @@ def test_bpda_straight_through_recovers_the_attack(trained_cnn, mnist_test):
 
 
 def test_bpda_uses_the_approximation_gradient():
-    from qutils.attacks.bpda import bpda
-
     x = torch.linspace(0.05, 0.95, 7, requires_grad=True)
     y = bpda(x, torch.round, lambda t: 3 * t)
     assert torch.equal(y, torch.round(x.detach()))

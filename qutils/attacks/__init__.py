@@ -4,6 +4,7 @@
 >>> x_adv = PGD(eps=0.3, steps=40)(model, x, y)
 """
 from .base import Attack, Norm, ThreatModel, check_eps, check_inputs, project
+from .bpda import BPDA, bpda
 from .fgsm import FGSM
 from .pgd import BIM, PGD
 
@@ -18,5 +19,5 @@ def make(name: str, **kwargs) -> Attack:
     return ATTACKS[key](**kwargs)
 
 
-__all__ = ["Attack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "ATTACKS", "make",
+__all__ = ["Attack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "BPDA", "bpda", "ATTACKS", "make",
            "check_eps", "check_inputs", "project"]

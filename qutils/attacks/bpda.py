@@ -9,8 +9,10 @@ estimator), or a smooth surrogate such as a steep sigmoid staircase.
     y = bpda(x, forward=torch.round)                 # straight-through
     y = bpda(x, forward=q_hard, approx=q_soft)       # gradient of a soft quantizer
 
-Every quantizer in the book accepts a ``bpda`` switch built on this function, so an attack
-needs no special code: it calls the defended model as usual.
+Wrap the non-differentiable layer of a defended model, e.g.
+``InputTransformModel(BPDA(BitDepthReduction(1)), model)``, and any gradient attack becomes the
+adaptive attack: it calls the wrapped model as usual. The quantizers of the defense chapters
+build on this function.
 """
 from __future__ import annotations
 
