@@ -14,7 +14,8 @@ from scipy.stats import norm as _normal
 
 from .attacks.base import Attack, check_inputs
 
-__all__ = ["wilson_interval", "Accuracy", "predict", "accuracy", "robust_accuracy", "attack_table"]
+__all__ = ["wilson_interval", "Accuracy", "predict", "accuracy", "robust_accuracy", "distances", "attack_table",
+           "audit", "AuditReport"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -107,26 +108,49 @@ def robust_accuracy(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.
                     return_adv: bool = False):
     """Accuracy of ``model`` on adversarial examples of ``attack``.
 
-    With ``source`` given, the examples are crafted on the source (substitute) model and
-    evaluated on ``model``: a transfer attack. An untargeted attack counts an image as robust
-    when the prediction stays the true label; for a targeted attack pass the *target* labels as
-    ``y`` -- robust accuracy is then the share of images *not* classified as the target.
+    ``source=substitute`` is shorthand for ``attack=Transfer(attack, substitute)``: the examples
+    are crafted on the substitute and evaluated on ``model`` (black-box transfer). An adaptive
+    attack on a defense with non-differentiable parts is ``Adaptive(attack, bpda_model)``.
+    An untargeted attack counts an image as robust when the prediction stays the true label;
+    for a targeted attack pass the *target* labels as ``y`` -- robust accuracy is then the share
+    of images *not* classified as the target.
     """
+    from .attacks import Transfer
+
     if not isinstance(attack, Attack):
         raise ValueError(f"attack must be a qutils Attack, got {type(attack).__name__}")
     check_inputs(x, y)
-    crafter = source if source is not None else model
-    dev = _device_of(crafter)
+    if source is not None:
+        attack = Transfer(attack, source)
+    dev = _device_of(model)
     advs = []
     for i in range(0, len(x), batch_size):
-        advs.append(attack(crafter, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)).cpu())
+        advs.append(attack(model, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)).cpu())
     x_adv = torch.cat(advs)
     pred = predict(model, x_adv, batch_size)
     ok = (pred != y) if attack.targeted else (pred == y)
-    threat = "black-box (transfer)" if source is not None else str(attack.threat_model)
-    res = Accuracy(int(ok.sum()), len(y), attack.name, threat, str(attack.norm), attack.eps,
+    res = Accuracy(int(ok.sum()), len(y), attack.name, str(attack.threat_model), str(attack.norm), attack.eps,
                    attack.steps, attack.params())
     return (res, x_adv) if return_adv else res
+
+
+def distances(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, norm,
+              targeted: bool = False, batch_size: int = 500) -> torch.Tensor:
+    """Per-image perturbation size ``||x_adv - x||`` in ``norm`` where the attack succeeded, ``inf`` where not.
+
+    The median of this tensor is the median minimal perturbation a minimum-norm attack needs
+    (images the model already gets wrong count as 0).
+    """
+    from .attacks import norms
+
+    check_inputs(x, y)
+    check_inputs(x_adv, y)
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv has shape {tuple(x_adv.shape)}, x has {tuple(x.shape)}")
+    pred = predict(model, x_adv, batch_size)
+    fooled = (pred == y.cpu()) if targeted else (pred != y.cpu())
+    d = norms((x_adv - x).cpu(), norm)
+    return torch.where(fooled, d, torch.full_like(d, float("inf")))
 
 
 def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.Tensor,
@@ -156,3 +180,7 @@ def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.
         rows.append(d)
     cols = ["attack", "threat_model", "norm", "eps", "steps", "n", "correct", "accuracy", "ci_low", "ci_high"]
     return pd.DataFrame(rows)[cols]
+
+
+# the gradient-masking checklist lives in its own module; it is part of the evaluation API
+from .audit import AuditReport, audit  # noqa: E402

@@ -2,13 +2,27 @@
 
 >>> from qutils.attacks import PGD
 >>> x_adv = PGD(eps=0.3, steps=40)(model, x, y)
-"""
-from .base import Attack, Norm, ThreatModel, check_eps, check_inputs, project
-from .bpda import BPDA, bpda
-from .fgsm import FGSM
-from .pgd import BIM, PGD
 
-ATTACKS = {"fgsm": FGSM, "bim": BIM, "pgd": PGD}
+White-box gradient attacks: FGSM, BIM, PGD (Linf, L2), CWLinf, CWL2, DeepFool, JSMA.
+Score-based black-box: ZOO, Square. Decision-based black-box: HopSkipJump, Boundary (foolbox).
+Transfer and adaptive (BPDA) attacks wrap any of them; ``eot=n`` averages gradients over a
+stochastic defense's randomness.
+"""
+from .base import (Attack, MinimizationAttack, Norm, ThreatModel, check_eps, check_inputs, margin, norms,
+                   project)
+from .bpda import BPDA, bpda
+from .cw import CWL2
+from .deepfool import DeepFool
+from .fgsm import FGSM
+from .foolbox_bridge import Boundary, FoolboxAttack, HopSkipJump
+from .jsma import JSMA
+from .pgd import BIM, PGD, CWLinf
+from .square import Square
+from .wrappers import Adaptive, Transfer, random_targets
+from .zoo import ZOO
+
+ATTACKS = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
+           "jsma": JSMA, "zoo": ZOO, "square": Square, "hopskipjump": HopSkipJump, "boundary": Boundary}
 
 
 def make(name: str, **kwargs) -> Attack:
@@ -19,5 +33,7 @@ def make(name: str, **kwargs) -> Attack:
     return ATTACKS[key](**kwargs)
 
 
-__all__ = ["Attack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "BPDA", "bpda", "ATTACKS", "make",
-           "check_eps", "check_inputs", "project"]
+__all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "CWLinf", "CWL2",
+           "DeepFool", "JSMA", "ZOO", "Square", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
+           "Adaptive", "BPDA", "bpda", "random_targets", "ATTACKS", "make", "check_eps", "check_inputs",
+           "margin", "norms", "project"]

@@ -15,7 +15,8 @@ import math
 import torch
 import torch.nn as nn
 
-__all__ = ["ThreatModel", "Norm", "Attack", "check_inputs", "check_eps", "project"]
+__all__ = ["ThreatModel", "Norm", "Attack", "MinimizationAttack", "check_inputs", "check_eps", "check_int",
+           "margin", "project", "norms"]
 
 
 class ThreatModel(str, enum.Enum):
@@ -39,14 +40,33 @@ class Norm(str, enum.Enum):
         return self.value
 
 
-def check_eps(eps: float, name: str = "eps") -> float:
+def check_eps(eps: float, name: str = "eps", allow_inf: bool = False) -> float:
+    """``eps`` as a float; ``ValueError`` if it is negative, NaN or (unless allowed) infinite."""
     try:
         eps = float(eps)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {eps!r}") from None
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {eps}")
+    if math.isnan(eps) or eps < 0 or (math.isinf(eps) and not allow_inf):
+        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number >= 0, got {eps}")
     return eps
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int; ``ValueError`` unless it is a whole number >= ``minimum``."""
+    try:
+        ok = int(value) == value and value >= minimum
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example C&W margin ``z_y - max_{j != y} z_j``: negative once ``y`` is no longer the top class."""
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.masked_fill(nn.functional.one_hot(y, logits.shape[1]).bool(), -math.inf).amax(1)
+    return true - other
 
 
 def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
@@ -70,10 +90,24 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
             raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
 
 
+def norms(delta: torch.Tensor, norm: "Norm") -> torch.Tensor:
+    """Per-example size of a perturbation batch in ``norm`` (L0: number of changed entries)."""
+    flat = delta.flatten(1)
+    if norm == Norm.LINF:
+        return flat.abs().amax(1)
+    if norm == Norm.L2:
+        return flat.norm(dim=1)
+    if norm == Norm.L0:
+        return (flat != 0).sum(1).to(delta.dtype)
+    raise ValueError(f"unknown norm {norm!r}")
+
+
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
     """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x``, then onto [0, 1]."""
     delta = x_adv - x
-    if norm == Norm.LINF:
+    if math.isinf(eps):
+        pass
+    elif norm == Norm.LINF:
         delta = delta.clamp(-eps, eps)
     elif norm == Norm.L2:
         n = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
@@ -84,20 +118,49 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: Norm) -> tor
 
 
 class Attack:
-    """Base class. Subclasses set ``name``, ``threat_model``, ``norm`` and implement ``_run``."""
+    """Base class. Subclasses set ``name``, ``threat_model``, ``norm`` and implement ``_run``.
+
+    Gradient attacks share two options handled here:
+
+    * ``loss``: ``"ce"`` (cross-entropy) or ``"margin"`` (the C&W margin ``max_{j!=y} z_j - z_y``,
+      capped at ``confidence``);
+    * ``eot``: Expectation over Transformation (Athalye et al. 2018). With ``eot=n`` every
+      gradient is the average over ``n`` forward passes of the batch (one pass over ``n`` stacked
+      copies), and success is judged on the average of the ``n`` softmax outputs. Use it for
+      defenses with randomness; for a deterministic model ``eot > 1`` only costs time.
+    """
 
     name: str = "attack"
     threat_model: ThreatModel = ThreatModel.WHITE_BOX
     norm: Norm = Norm.LINF
+    allow_inf_eps: bool = False
 
     def __init__(self, eps: float, targeted: bool = False):
-        self.eps = check_eps(eps)
+        self.eps = check_eps(eps, allow_inf=self.allow_inf_eps)
         self.targeted = bool(targeted)
+        self.loss = "ce"
+        self.confidence = 0.0
+        self.eot = 1
+
+    def _set_gradient_options(self, loss: str = "ce", confidence: float = 0.0, eot: int = 1) -> None:
+        if loss not in ("ce", "margin"):
+            raise ValueError(f"loss must be 'ce' or 'margin', got {loss!r}")
+        self.loss = loss
+        self.confidence = check_eps(confidence, "confidence")
+        self.eot = check_int(eot, "eot")
 
     # -- description -------------------------------------------------------------------
     def params(self) -> dict:
         """The attack's settings, for tables and results files."""
         return {"eps": self.eps, "targeted": self.targeted}
+
+    def _gradient_params(self) -> dict:
+        d = {"loss": self.loss}
+        if self.loss == "margin":
+            d["confidence"] = self.confidence
+        if self.eot > 1:
+            d["eot"] = self.eot
+        return d
 
     @property
     def steps(self) -> int:
@@ -114,7 +177,7 @@ class Attack:
     def with_eps(self, eps: float) -> "Attack":
         """A copy of this attack with another radius."""
         new = copy.copy(self)
-        new.eps = check_eps(eps)
+        new.eps = check_eps(eps, allow_inf=self.allow_inf_eps)
         return new
 
     # -- running -----------------------------------------------------------------------
@@ -132,11 +195,64 @@ class Attack:
     def _run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    # -- shared helper -------------------------------------------------------------------
-    def _loss_grad(self, model, x_adv, y, loss_fn=None):
-        """Gradient of the attack loss w.r.t. the input (ascent direction; sign flipped if targeted)."""
+    # -- shared helpers ------------------------------------------------------------------
+    def _objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example quantity the attack *ascends* (already signed for targeted attacks)."""
+        if self.loss == "ce":
+            ce = nn.functional.cross_entropy(logits, y, reduction="none")
+            return -ce if self.targeted else ce
+        m = margin(logits, y)  # > 0: y is the top class
+        # untargeted: push z_y below the best other class by `confidence`; targeted: the reverse
+        return -(m + self.confidence).clamp_min(0) if not self.targeted else -(self.confidence - m).clamp_min(0)
+
+    def _forward(self, model, x):
+        """Logits used for the gradient (``eot`` stacked copies) and the averaged prediction scores."""
+        if self.eot == 1:
+            logits = model(x)
+            return logits, logits
+        n = len(x)
+        stacked = x.unsqueeze(0).expand(self.eot, *x.shape).reshape(self.eot * n, *x.shape[1:])
+        logits = model(stacked)
+        probs = logits.softmax(1).view(self.eot, n, -1).mean(0)
+        return logits, probs.log()
+
+    def _logits_grad(self, model, x_adv, y, need_grad: bool = True):
+        """(scores for the success test, ascent gradient w.r.t. the input) in one forward pass.
+
+        Only the input gradient is computed (``torch.autograd.grad``), not the weights' gradients.
+        """
+        if not need_grad:
+            with torch.no_grad():
+                return self._forward(model, x_adv)[1], None
         x_adv = x_adv.detach().requires_grad_(True)
-        logits = model(x_adv)
-        loss = (loss_fn or nn.functional.cross_entropy)(logits, y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        return -grad if self.targeted else grad
+        logits, scores = self._forward(model, x_adv)
+        yy = y.repeat(self.eot) if self.eot > 1 else y
+        obj = self._objective(logits, yy).sum() / self.eot
+        (grad,) = torch.autograd.grad(obj, x_adv)
+        return scores.detach(), grad
+
+    def _loss_grad(self, model, x_adv, y):
+        """Ascent gradient of the attack objective w.r.t. the input."""
+        return self._logits_grad(model, x_adv, y)[1]
+
+    def _success(self, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        pred = scores.argmax(1)
+        return pred == y if self.targeted else pred != y
+
+
+class MinimizationAttack(Attack):
+    """An attack that looks for the *smallest* adversarial perturbation (C&W, DeepFool, ZOO, ...).
+
+    Its ``eps`` defaults to infinity: the result is the smallest adversarial example found (the
+    clean image where none was found). With a finite ``eps`` the result is projected onto the
+    ``eps`` ball, as foolbox does, so robust accuracy at ``eps`` counts only perturbations
+    that fit in the budget.
+    """
+
+    allow_inf_eps = True
+
+    def __call__(self, model, x, y):
+        x_adv = super().__call__(model, x, y)
+        if math.isfinite(self.eps) and self.norm in (Norm.L2, Norm.LINF):
+            x_adv = project(x_adv, x, self.eps, self.norm)
+        return x_adv

@@ -16,6 +16,13 @@ class FGSM(Attack):
     threat_model = ThreatModel.WHITE_BOX
     norm = Norm.LINF
 
+    def __init__(self, eps, targeted=False, loss="ce", confidence=0.0, eot=1):
+        super().__init__(eps, targeted)
+        self._set_gradient_options(loss, confidence, eot)
+
+    def params(self) -> dict:
+        return {**super().params(), **self._gradient_params()}
+
     def _run(self, model, x, y):
         grad = self._loss_grad(model, x, y)
         return (x + self.eps * grad.sign()).clamp(0.0, 1.0)
