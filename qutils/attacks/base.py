@@ -90,6 +90,19 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
             raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
 
 
+def binary_search_consts(found, consts, lower, upper):
+    """One step of C&W's search over the constant c, per example (used by C&W L2 and ZOO).
+
+    Where an adversarial example was found, ``c`` becomes the new upper bound; elsewhere the new
+    lower bound. ``c`` is then bisected, or multiplied by 10 while no upper bound is known.
+    Returns ``(consts, lower, upper)``.
+    """
+    upper = torch.where(found, consts, upper)
+    lower = torch.where(found, lower, consts)
+    consts = torch.where(torch.isinf(upper), consts * 10, (lower + upper) / 2)
+    return consts, lower, upper
+
+
 def norms(delta: torch.Tensor, norm: "Norm") -> torch.Tensor:
     """Per-example size of a perturbation batch in ``norm`` (L0: number of changed entries)."""
     flat = delta.flatten(1)

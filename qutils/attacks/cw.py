@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from .base import MinimizationAttack, Norm, ThreatModel, check_eps, check_int, margin
+from .base import MinimizationAttack, Norm, ThreatModel, binary_search_consts, check_eps, check_int, margin
 
 __all__ = ["CWL2"]
 
@@ -90,7 +90,5 @@ class CWL2(MinimizationAttack):
                     better = adv & (dist < best_norm)
                     best[better] = x_new.detach()[better]
                     best_norm[better] = dist[better]
-            upper = torch.where(found, consts, upper)
-            lower = torch.where(found, lower, consts)
-            consts = torch.where(torch.isinf(upper), consts * 10, (lower + upper) / 2)
+            consts, lower, upper = binary_search_consts(found, consts, lower, upper)
         return best

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .base import MinimizationAttack, Norm, ThreatModel, check_eps, check_int
+from .base import MinimizationAttack, Norm, ThreatModel, binary_search_consts, check_eps, check_int
 
 __all__ = ["ZOO"]
 
@@ -105,7 +105,5 @@ class ZOO(MinimizationAttack):
                 better = adv & (dist < best_norm)
                 best[better] = (x0 + delta)[better]
                 best_norm[better] = dist[better]
-            upper = torch.where(found, consts, upper)
-            lower = torch.where(found, lower, consts)
-            consts = torch.where(torch.isinf(upper), consts * 10, (lower + upper) / 2)
+            consts, lower, upper = binary_search_consts(found, consts, lower, upper)
         return best.view_as(x)
