@@ -206,3 +206,16 @@ def test_minimisation_attacks_take_infinite_eps_others_do_not():
 def test_margin_sign():
     z = torch.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0]])
     assert torch.equal(margin(z, torch.tensor([0, 0])), torch.tensor([1.0, -5.0]))
+
+
+def test_boundary_attack_through_foolbox_stays_adversarial_and_shrinks(trained_cnn, mnist_test):
+    """foolbox's Boundary attack starts far away (blended noise) and walks along the boundary:
+    every returned example is adversarial, and more steps give smaller perturbations."""
+    from qutils.attacks import Boundary
+
+    x, y = mnist_test.x[:6], mnist_test.y[:6]
+    d_few = distances(trained_cnn, x, Boundary(steps=5)(trained_cnn, x, y), y, "L2")
+    d_many = distances(trained_cnn, x, Boundary(steps=100)(trained_cnn, x, y), y, "L2")
+    assert torch.isfinite(d_many).all()
+    assert d_many.median() < d_few.median()
+    assert str(Boundary().threat_model) == "black-box (decision)"
