@@ -182,5 +182,11 @@ def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.
     return pd.DataFrame(rows)[cols]
 
 
-# the gradient-masking checklist lives in its own module; it is part of the evaluation API
-from .audit import AuditReport, audit  # noqa: E402
+def __getattr__(name):
+    """``audit`` and ``AuditReport`` live in :mod:`qutils.audit` (which imports this module);
+    they are part of the evaluation API, resolved on first use so either module can be imported first."""
+    if name in ("audit", "AuditReport"):
+        from . import audit as _audit
+
+        return getattr(_audit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

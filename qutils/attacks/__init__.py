@@ -9,7 +9,7 @@ Transfer and adaptive (BPDA) attacks wrap any of them; ``eot=n`` averages gradie
 stochastic defense's randomness.
 """
 from .base import (Attack, MinimizationAttack, Norm, ThreatModel, check_eps, check_inputs, margin, norms,
-                   project)
+                   project, random_targets)
 from .bpda import BPDA, bpda
 from .cw import CWL2
 from .deepfool import DeepFool
@@ -18,7 +18,7 @@ from .foolbox_bridge import Boundary, FoolboxAttack, HopSkipJump
 from .jsma import JSMA
 from .pgd import BIM, PGD, CWLinf
 from .square import Square
-from .wrappers import Adaptive, Transfer, random_targets
+from .wrappers import Adaptive, Transfer
 from .zoo import ZOO
 
 ATTACKS = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,

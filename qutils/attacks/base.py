@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["ThreatModel", "Norm", "Attack", "MinimizationAttack", "check_inputs", "check_eps", "check_int",
-           "margin", "project", "norms"]
+           "margin", "project", "norms", "as_norm", "random_targets", "binary_search_consts"]
 
 
 class ThreatModel(str, enum.Enum):
@@ -88,6 +88,27 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
             raise ValueError(f"y must be a 1-D label tensor of length {len(x)}, got {shape}")
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+
+
+def as_norm(norm, allowed=(Norm.LINF, Norm.L2), who: str = "this attack") -> Norm:
+    """``norm`` (a :class:`Norm` or its string, e.g. ``"L2"``) as a :class:`Norm`; ``ValueError``
+    unless it is one of ``allowed``."""
+    try:
+        norm = Norm(norm)
+    except ValueError:
+        norm = None
+    if norm not in allowed:
+        raise ValueError(f"{who} supports norms {[str(a) for a in allowed]}, got {norm!r}")
+    return norm
+
+
+def random_targets(y: torch.Tensor, num_classes: int = 10, seed: int = 0) -> torch.Tensor:
+    """Target labels drawn uniformly from the classes other than ``y`` (seeded)."""
+    if num_classes < 2:
+        raise ValueError("need at least two classes")
+    gen = torch.Generator().manual_seed(seed)
+    shift = torch.randint(1, num_classes, y.shape, generator=gen)
+    return (y.cpu() + shift) % num_classes
 
 
 def binary_search_consts(found, consts, lower, upper):

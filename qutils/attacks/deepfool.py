@@ -15,8 +15,7 @@ import math
 
 import torch
 
-from .base import MinimizationAttack, Norm, ThreatModel, check_eps, check_int
-from .pgd import _as_norm
+from .base import MinimizationAttack, Norm, ThreatModel, as_norm, check_eps, check_int
 
 __all__ = ["DeepFool"]
 
@@ -27,9 +26,7 @@ class DeepFool(MinimizationAttack):
 
     def __init__(self, eps=math.inf, norm="L2", steps=50, candidates=10, overshoot=0.02):
         super().__init__(eps, targeted=False)
-        self.norm = _as_norm(norm)
-        if self.norm not in (Norm.L2, Norm.LINF):
-            raise ValueError(f"DeepFool supports L2 and Linf, got {self.norm}")
+        self.norm = as_norm(norm, who="DeepFool")
         self.n_steps = check_int(steps, "steps")
         self.candidates = check_int(candidates, "candidates", minimum=2)
         self.overshoot = check_eps(overshoot, "overshoot")

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .base import Attack, Norm, ThreatModel, check_int
+from .base import Attack, Norm, ThreatModel, as_norm, check_int
 
 __all__ = ["FoolboxAttack", "HopSkipJump", "Boundary"]
 
@@ -30,7 +30,7 @@ class FoolboxAttack(Attack):
                  targeted=False, seed=0, steps=1):
         super().__init__(eps, targeted)
         self.fb_attack = fb_attack
-        self.norm = Norm(norm) if not isinstance(norm, Norm) else norm
+        self.norm = as_norm(norm, tuple(Norm), "FoolboxAttack")
         self.threat_model = ThreatModel(threat_model)
         self.name = name or f"foolbox {type(fb_attack).__name__}"
         self.seed = int(seed)
@@ -67,9 +67,7 @@ class HopSkipJump(FoolboxAttack):
                  max_gradient_eval_steps=10000, targeted=False, seed=0):
         import foolbox as fb
 
-        norm = Norm(norm) if not isinstance(norm, Norm) else norm
-        if norm not in (Norm.L2, Norm.LINF):
-            raise ValueError(f"HopSkipJump supports L2 and Linf, got {norm}")
+        norm = as_norm(norm, who="HopSkipJump")
         steps = check_int(steps, "steps")
         fa = fb.attacks.HopSkipJumpAttack(steps=steps, initial_gradient_eval_steps=initial_gradient_eval_steps,
                                           max_gradient_eval_steps=max_gradient_eval_steps,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, Norm, ThreatModel, check_eps
+from .base import Attack, Norm, ThreatModel
 
 __all__ = ["JSMA"]
 

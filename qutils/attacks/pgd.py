@@ -26,16 +26,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, Norm, ThreatModel, check_eps, check_int, project
+from .base import Attack, Norm, ThreatModel, as_norm, check_eps, check_int, project
 
 __all__ = ["BIM", "PGD", "CWLinf"]
-
-
-def _as_norm(norm) -> Norm:
-    try:
-        return Norm(norm) if not isinstance(norm, Norm) else norm
-    except ValueError:
-        raise ValueError(f"norm must be 'Linf' or 'L2', got {norm!r}") from None
 
 
 class _Iterative(Attack):
@@ -45,9 +38,7 @@ class _Iterative(Attack):
     def __init__(self, eps, steps=10, norm="Linf", rel_stepsize=None, abs_stepsize=None, restarts=1,
                  targeted=False, seed=0, early_stop=False, loss="ce", confidence=0.0, eot=1):
         super().__init__(eps, targeted)
-        self.norm = _as_norm(norm)
-        if self.norm not in (Norm.LINF, Norm.L2):
-            raise ValueError(f"{type(self).__name__} supports Linf and L2, got {self.norm}")
+        self.norm = as_norm(norm, who=type(self).__name__)
         self.n_steps = check_int(steps, "steps")
         self.restarts = check_int(restarts, "restarts")
         if rel_stepsize is not None and abs_stepsize is not None:

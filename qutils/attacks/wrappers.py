@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from .base import Attack, ThreatModel
 
-__all__ = ["Transfer", "Adaptive", "random_targets"]
+__all__ = ["Transfer", "Adaptive"]
 
 
 class _OnOtherModel(Attack):
@@ -64,14 +64,3 @@ class Adaptive(_OnOtherModel):
 
     def __init__(self, attack: Attack, attack_model: nn.Module, how: str = "BPDA"):
         super().__init__(attack, attack_model, f"{attack.name}+{how}", ThreatModel.WHITE_BOX)
-
-
-def random_targets(y, num_classes: int = 10, seed: int = 0):
-    """Target labels drawn uniformly from the classes other than ``y`` (seeded)."""
-    import torch
-
-    if num_classes < 2:
-        raise ValueError("need at least two classes")
-    gen = torch.Generator().manual_seed(seed)
-    shift = torch.randint(1, num_classes, y.shape, generator=gen)
-    return (y.cpu() + shift) % num_classes

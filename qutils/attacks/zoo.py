@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .base import MinimizationAttack, Norm, ThreatModel, binary_search_consts, check_eps, check_int
+from .base import MinimizationAttack, Norm, ThreatModel, binary_search_consts, check_eps, check_int, margin
 
 __all__ = ["ZOO"]
 
@@ -61,10 +61,8 @@ class ZOO(MinimizationAttack):
         for i in range(0, len(x_flat), self.query_batch):
             logp = model(x_flat[i:i + self.query_batch].view(-1, *shape)).log_softmax(1)
             yy = y[i:i + self.query_batch]
-            true = logp.gather(1, yy[:, None]).squeeze(1)
-            other = logp.scatter(1, yy[:, None], -math.inf).amax(1)
-            diff = other - true if self.targeted else true - other
-            out.append(diff.clamp_min(-self.confidence))
+            m = margin(logp, yy)  # log p_y - max_{j != y} log p_j
+            out.append((-m if self.targeted else m).clamp_min(-self.confidence))
         return torch.cat(out)
 
     def _run(self, model, x, y):
