@@ -15,7 +15,7 @@ from scipy.stats import norm as _normal
 from .attacks.base import Attack, check_inputs
 
 __all__ = ["wilson_interval", "Accuracy", "predict", "accuracy", "robust_accuracy", "distances", "attack_table",
-           "audit", "AuditReport"]
+           "defense_table", "audit", "AuditReport"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -105,7 +105,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def robust_accuracy(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor,
                     batch_size: int = 500, source: nn.Module | None = None,
-                    return_adv: bool = False):
+                    return_adv: bool = False, true_labels: torch.Tensor | None = None):
     """Accuracy of ``model`` on adversarial examples of ``attack``.
 
     ``source=substitute`` is shorthand for ``attack=Transfer(attack, substitute)``: the examples
@@ -113,7 +113,8 @@ def robust_accuracy(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.
     attack on a defense with non-differentiable parts is ``Adaptive(attack, bpda_model)``.
     An untargeted attack counts an image as robust when the prediction stays the true label;
     for a targeted attack pass the *target* labels as ``y`` -- robust accuracy is then the share
-    of images *not* classified as the target.
+    of images *not* classified as the target, or, with ``true_labels``, the share still classified
+    as their true label (the "adversarial accuracy" of papers that report targeted attacks).
     """
     from .attacks import Transfer
 
@@ -128,7 +129,15 @@ def robust_accuracy(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.
         advs.append(attack(model, x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)).cpu())
     x_adv = torch.cat(advs)
     pred = predict(model, x_adv, batch_size)
-    ok = (pred != y) if attack.targeted else (pred == y)
+    if true_labels is not None:
+        if not attack.targeted:
+            raise ValueError("true_labels is for targeted attacks (y holds the targets); an untargeted attack's y "
+                             "already is the true labels")
+        if true_labels.shape != y.shape:
+            raise ValueError(f"true_labels has shape {tuple(true_labels.shape)}, y has {tuple(y.shape)}")
+        ok = pred == true_labels.cpu()
+    else:
+        ok = (pred != y.cpu()) if attack.targeted else (pred == y.cpu())
     res = Accuracy(int(ok.sum()), len(y), attack.name, str(attack.threat_model), str(attack.norm), attack.eps,
                    attack.steps, attack.params())
     return (res, x_adv) if return_adv else res
@@ -180,6 +189,20 @@ def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.
         rows.append(d)
     cols = ["attack", "threat_model", "norm", "eps", "steps", "n", "correct", "accuracy", "ci_low", "ci_high"]
     return pd.DataFrame(rows)[cols]
+
+
+def defense_table(defenses: dict, attacks, epsilons, x: torch.Tensor, y: torch.Tensor,
+                  batch_size: int = 500, source: nn.Module | None = None, progress: bool = True):
+    """:func:`attack_table` for every defended model of ``defenses`` (``{name: model}``), with a
+    ``defense`` column: the accuracy-versus-epsilon data of a defense comparison."""
+    import pandas as pd
+
+    from .progress import progress as tqdm
+
+    frames = [attack_table(m, attacks, epsilons, x, y, batch_size, source=source, progress=False).assign(defense=name)
+              for name, m in tqdm(list(defenses.items()), enabled=progress, desc="defenses")]
+    df = pd.concat(frames, ignore_index=True)
+    return df[["defense"] + [c for c in df.columns if c != "defense"]]
 
 
 def __getattr__(name):

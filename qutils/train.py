@@ -244,7 +244,8 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
         "val_subset": profile.val_subset,
         "train": dataclasses.asdict(cfg),
         "select_source": state_fingerprint(select_source) if select_source is not None else None,
-        "loss": getattr(loss_fn, "__qualname__", None) if loss_fn else None,
+        # a loss with settings (e.g. a noise level) names them in `cache_key`
+        "loss": (getattr(loss_fn, "cache_key", None) or getattr(loss_fn, "__qualname__", None)) if loss_fn else None,
     }
     device = device or get_device()
     seed_everything(cfg.seed)  # the initial weights follow the training seed

@@ -8,8 +8,8 @@ Score-based black-box: ZOO, Square. Decision-based black-box: HopSkipJump, Bound
 Transfer and adaptive (BPDA) attacks wrap any of them; ``eot=n`` averages gradients over a
 stochastic defense's randomness.
 """
-from .base import (Attack, MinimizationAttack, Norm, ThreatModel, check_eps, check_inputs, margin, norms,
-                   project, random_targets)
+from .base import (Attack, MinimizationAttack, Norm, ThreatModel, all_targets, check_eps, check_inputs, margin,
+                   norms, project, random_targets)
 from .bpda import BPDA, bpda
 from .cw import CWL2
 from .deepfool import DeepFool
@@ -35,5 +35,5 @@ def make(name: str, **kwargs) -> Attack:
 
 __all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "CWLinf", "CWL2",
            "DeepFool", "JSMA", "ZOO", "Square", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
-           "Adaptive", "BPDA", "bpda", "random_targets", "ATTACKS", "make", "check_eps", "check_inputs",
+           "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
            "margin", "norms", "project"]

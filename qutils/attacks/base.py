@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["ThreatModel", "Norm", "Attack", "MinimizationAttack", "check_inputs", "check_eps", "check_int",
-           "margin", "project", "norms", "as_norm", "random_targets", "binary_search_consts"]
+           "margin", "project", "norms", "as_norm", "random_targets", "all_targets", "binary_search_consts"]
 
 
 class ThreatModel(str, enum.Enum):
@@ -109,6 +109,24 @@ def random_targets(y: torch.Tensor, num_classes: int = 10, seed: int = 0) -> tor
     gen = torch.Generator().manual_seed(seed)
     shift = torch.randint(1, num_classes, y.shape, generator=gen)
     return (y.cpu() + shift) % num_classes
+
+
+def all_targets(x: torch.Tensor, y: torch.Tensor, num_classes: int = 10):
+    """Every image paired with every class other than its own (the cleverhans tutorials' protocol
+    for targeted attacks: ``n`` source images give ``n * (num_classes - 1)`` attacks).
+
+    Returns ``(x_rep, y_rep, targets)``: the images and true labels repeated, and the targets.
+    """
+    if num_classes < 2:
+        raise ValueError("need at least two classes")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} images and y {len(y)} labels")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes}), got {int(y.min())}..{int(y.max())}")
+    shifts = torch.arange(1, num_classes, device=y.device)
+    targets = ((y.unsqueeze(1) + shifts) % num_classes).reshape(-1)
+    k = num_classes - 1
+    return x.repeat_interleave(k, 0), y.repeat_interleave(k, 0), targets
 
 
 def binary_search_consts(found, consts, lower, upper):

@@ -7,6 +7,11 @@ a classifier.
 
 ``torch.round`` has a zero derivative almost everywhere, so a model behind this layer shows an
 attacker an input gradient of exactly zero -- the gradient masking this book is about.
+
+:class:`MedianSmoothing` replaces each pixel by the median of its ``size x size`` neighbourhood,
+exactly as ``scipy.ndimage.median_filter(x, size=(1, 1, size, size), mode="reflect")`` does (the
+squeezer of Xu et al.'s code): for an even window the upper of the two middle values, the window
+reaching ``size // 2`` pixels up/left, edges mirrored. Its gradient flows to the selected pixel.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import torch.nn as nn
 
 from ..attacks.base import check_inputs
 
-__all__ = ["BitDepthReduction", "InputTransformModel"]
+__all__ = ["BitDepthReduction", "MedianSmoothing", "InputTransformModel"]
 
 
 class BitDepthReduction(nn.Module):
@@ -35,6 +40,38 @@ class BitDepthReduction(nn.Module):
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"
+
+
+def _symmetric_index(n: int, before: int, after: int, device) -> torch.Tensor:
+    """Indices of a length-``n`` axis padded symmetrically (scipy's 'reflect': d c b a | a b c d | d c b a)."""
+    i = torch.arange(-before, n + after, device=device)
+    i = torch.where(i < 0, -i - 1, i)
+    return torch.where(i >= n, 2 * n - i - 1, i)
+
+
+class MedianSmoothing(nn.Module):
+    def __init__(self, size: int = 2):
+        super().__init__()
+        if isinstance(size, bool) or int(size) != size or size < 1:
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        self.size = int(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
+        s = self.size
+        if s == 1:
+            return x
+        h, w = x.shape[-2:]
+        before, after = s // 2, s - 1 - s // 2
+        if max(before, after) > min(h, w):
+            raise ValueError(f"window {s} is larger than the image {h}x{w}")
+        xp = x[..., _symmetric_index(h, before, after, x.device), :][..., _symmetric_index(w, before, after, x.device)]
+        win = xp.unfold(2, s, 1).unfold(3, s, 1).reshape(*x.shape, s * s)
+        return win.sort(dim=-1).values[..., (s * s) // 2]
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
 
 
 class InputTransformModel(nn.Module):

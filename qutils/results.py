@@ -1,0 +1,117 @@
+"""One way for every chapter to write its numbers to ``results/<chapter>.json``.
+
+>>> res = Results("qusecnets", profile, device, config=cfg)
+>>> res.add(acc, defense="CQ n=2", setting="white-box")     # an Accuracy, with its attack settings
+>>> res.add_table("fgsm_sweep", frame)                       # a pandas table (figure source data)
+>>> res.save()                                               # only the book profile writes results/
+
+Each record keeps the accuracy, its 95% interval, the number of images and the attack's threat
+model, norm, epsilon, steps and parameters. The file also holds the chapter's config, the
+profile, the code version and the environment, so the comparison chapter can read it instead of
+retraining, and a reader can tell which run produced it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+from pathlib import Path
+
+from .evaluate import Accuracy
+from .profiles import Profile
+from .utils import code_version, environment
+
+__all__ = ["Results", "results_dir", "load_results"]
+
+
+def results_dir() -> Path:
+    """The repository's ``results/`` folder."""
+    return Path(__file__).resolve().parent.parent / "results"
+
+
+def _jsonable(v):
+    """``v`` with JSON types only: infinities and NaN as strings ("inf"), scalars unwrapped."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _jsonable(dataclasses.asdict(v))
+    if hasattr(v, "item") and callable(v.item) and not isinstance(v, (str, bytes)):  # numpy / torch scalars
+        try:
+            v = v.item()
+        except (ValueError, RuntimeError):
+            return str(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # JSON has no inf / nan
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)
+
+
+class Results:
+    def __init__(self, chapter: str, profile: Profile, device=None, config=None):
+        if not isinstance(chapter, str) or not chapter or any(c in chapter for c in "/\\ "):
+            raise ValueError(f"chapter must be a short name without slashes or spaces, got {chapter!r}")
+        if not isinstance(profile, Profile):
+            raise ValueError(f"profile must be a qutils Profile, got {type(profile).__name__}")
+        self.chapter, self.profile, self.device = chapter, profile, device
+        self.config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else (config or {})
+        self.records: list[dict] = []
+        self.tables: dict[str, list[dict]] = {}
+
+    def add(self, acc: Accuracy, **labels) -> dict:
+        """Record one accuracy with labels (defense, dataset, setting, ...). Returns the record."""
+        if not isinstance(acc, Accuracy):
+            raise ValueError(f"expected a qutils Accuracy (it carries the interval and attack settings), "
+                             f"got {type(acc).__name__}")
+        rec = {**labels, **acc.as_dict()}
+        self.records.append(rec)
+        return rec
+
+    def add_table(self, name: str, frame) -> None:
+        """Record a table (a pandas DataFrame or a list of dicts), e.g. a figure's source data."""
+        rows = frame.to_dict(orient="records") if hasattr(frame, "to_dict") else list(frame)
+        self.tables[name] = rows
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.records)
+
+    def payload(self) -> dict:
+        return {
+            "chapter": self.chapter,
+            "profile": dataclasses.asdict(self.profile),
+            "device": str(self.device),
+            "code": code_version(),
+            "environment": environment(),
+            "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": self.config,
+            "accuracies": self.records,
+            "tables": self.tables,
+        }
+
+    def save(self, path: str | Path | None = None, force: bool = False) -> Path | None:
+        """Write the JSON file. Only a ``book`` (or ``full``) run writes to ``results/`` unless
+        ``force``; a ``smoke`` run returns ``None`` and leaves the book's numbers alone."""
+        if self.profile.name == "smoke" and not force and path is None:
+            print(f"profile smoke: results/{self.chapter}.json not written (only book and full runs write it)")
+            return None
+        path = Path(path) if path is not None else results_dir() / f"{self.chapter}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(_jsonable(self.payload()), indent=1, allow_nan=False)
+        path.write_text(text + "\n")
+        print(f"wrote {path.name}: {len(self.records)} accuracies, {len(self.tables)} tables")
+        return path
+
+
+def load_results(chapter_or_path: str | Path) -> dict:
+    """Read a chapter's results file (by chapter name or path); a clear error if it is missing."""
+    p = Path(chapter_or_path)
+    if p.suffix != ".json":
+        p = results_dir() / f"{chapter_or_path}.json"
+    if not p.exists():
+        raise FileNotFoundError(f"no results file {p}; run the chapter's notebook in the book profile to write it")
+    return json.loads(p.read_text())
