@@ -73,7 +73,7 @@ class QuSecNetsConfig:
     pgd_steps: int = 40
     bpda_z: float = 10.0  #: steepness of the sigmoid used as BPDA backward pass
     square_queries: int = 1000
-    square_images: int = 200
+    square_images: int = 100
     seed: int = 0
     substitute_seed: int = 1
     notes: dict = field(default_factory=dict)
@@ -282,7 +282,7 @@ def paper_vs_ours(tables: dict, cfg: QuSecNetsConfig) -> pd.DataFrame:
             continue
         row = {"claim": p["claim"], "source": p["source"], "paper (%)": p["paper"], "ours (%)": None,
                "95% CI": "", "n": None, "our setting": "not measured here"}
-        if p["ours"] is not None:
+        if p["ours"] is not None and p["ours"][0] in tables:
             table, defense, setting = p["ours"]
             df = tables[table]
             df = df[(df["defense"] == defense) & (df["setting"] == setting)]
