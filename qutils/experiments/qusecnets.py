@@ -17,7 +17,7 @@ notebooks (and a reader's CIFAR-10 run in the ``full`` profile) run the same exp
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from .. import data as qdata
 from .. import models
-from ..attacks import FGSM, PGD, CWL2, JSMA, Square, Transfer, all_targets
+from ..attacks import CWL2, FGSM, JSMA, PGD, Square, all_targets
 from ..defenses import (BitDepthReduction, GaussianAugmentation, InputTransformModel, MedianSmoothing, QuSecNet,
                         brelu_cnn, constant_quantization, qusecnets_loss, variable_quantization)
 from ..evaluate import Accuracy, accuracy, defense_table, predict, robust_accuracy
@@ -76,7 +76,6 @@ class QuSecNetsConfig:
     square_images: int = 100
     seed: int = 0
     substitute_seed: int = 1
-    notes: dict = field(default_factory=dict)
 
 
 def config_for(dataset: str, profile: Profile) -> QuSecNetsConfig:
@@ -280,7 +279,7 @@ def paper_vs_ours(tables: dict, cfg: QuSecNetsConfig) -> pd.DataFrame:
     for p in PAPER:
         if p["dataset"] != cfg.dataset:
             continue
-        row = {"claim": p["claim"], "source": p["source"], "paper (%)": p["paper"], "ours (%)": None,
+        row = {"claim": p["claim"], "source": p["source"], "paper (%)": f"{p['paper']:g}", "ours (%)": None,
                "95% CI": "", "n": None, "our setting": "not measured here"}
         if p["ours"] is not None and p["ours"][0] in tables:
             table, defense, setting = p["ours"]
@@ -292,7 +291,7 @@ def paper_vs_ours(tables: dict, cfg: QuSecNetsConfig) -> pd.DataFrame:
                 df = df[~df["targeted"]]
             if len(df):
                 r = df.iloc[0]
-                row.update({"ours (%)": round(100 * r["accuracy"], 1),
+                row.update({"ours (%)": f"{100 * r['accuracy']:.1f}",
                             "95% CI": f"{100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f}", "n": int(r["n"]),
                             "our setting": f"{defense}: {r['attack']} ({r['threat_model']}, {r['norm']}, "
                                            f"eps={r['eps']:g}, {int(r['steps'])} steps)"})
