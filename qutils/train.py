@@ -129,11 +129,15 @@ def _adversarial_batch(cfg: TrainConfig, model, x, y, step_seed: int):
 
 def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.TensorData | None,
           cfg: TrainConfig, device: torch.device | None = None, select_source: nn.Module | None = None,
-          progress: bool = True, loss_fn: Callable | None = None) -> TrainResult:
+          progress: bool = True, loss_fn: Callable | None = None,
+          on_epoch_end: Callable | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its per-epoch history.
 
     ``loss_fn(model, x, y) -> loss`` replaces the default cross-entropy on logits, for defenses
     with their own objective; adversarial training then applies it to both halves.
+    ``on_epoch_end(model, train_data, epoch) -> dict | None`` runs after each epoch's updates,
+    before validation (e.g. the Q-Layer's inactive-concept update); a returned dict is added to
+    the epoch's history row.
     """
     if cfg.epochs is None or cfg.batch_size is None:
         cfg = cfg.resolved(get_profile())
@@ -178,6 +182,8 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
         if sched is not None:
             sched.step()
         row = {"epoch": epoch, "train_loss": total / count, "lr": opt.param_groups[0]["lr"]}
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(model, train_data, epoch) or {})
         if val_data is not None:
             row["val_clean"] = accuracy(model, val_data.x, val_data.y).value
             if cfg.select == "mixed":
@@ -211,7 +217,7 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
                 profile: Profile | None = None, key: dict | None = None,
                 select_source: nn.Module | None = None, device: torch.device | None = None,
                 use_cache: bool = True, progress: bool = True, loss_fn: Callable | None = None,
-                model_kwargs: dict | None = None) -> TrainResult:
+                model_kwargs: dict | None = None, on_epoch_end: Callable | None = None) -> TrainResult:
     """Train (or load from the checkpoint cache) a model on a dataset's seed-000 training split.
 
     ``model_fn`` is a registry name (``"cnn_a"``) or a function building the model; with a
@@ -247,6 +253,8 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
         # a loss with settings (e.g. a noise level) names them in `cache_key`
         "loss": (getattr(loss_fn, "cache_key", None) or getattr(loss_fn, "__qualname__", None)) if loss_fn else None,
     }
+    if on_epoch_end is not None:  # only in the key when used, so existing checkpoints stay valid
+        config["on_epoch_end"] = getattr(on_epoch_end, "cache_key", None) or getattr(on_epoch_end, "__qualname__", None)
     device = device or get_device()
     seed_everything(cfg.seed)  # the initial weights follow the training seed
     model = model_fn()
@@ -254,7 +262,8 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
     def build(m):
         tr = qdata.load(name, "train").subset(profile.train_subset, seed=cfg.seed)
         va = qdata.load(name, "val").subset(profile.val_subset, seed=cfg.seed) if cfg.select != "last" else None
-        res = train(m, tr, va, cfg, device=device, select_source=select_source, progress=progress, loss_fn=loss_fn)
+        res = train(m, tr, va, cfg, device=device, select_source=select_source, progress=progress, loss_fn=loss_fn,
+                    on_epoch_end=on_epoch_end)
         return {"history": res.history, "best_epoch": res.best_epoch}
 
     tag = f"{model_key.get('arch', 'model')}-{name}" if isinstance(model_key, dict) else "model"

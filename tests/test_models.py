@@ -36,6 +36,11 @@ def test_every_model_gives_logits_of_the_right_shape(name, channels, size):
     out = m(x)
     assert out.shape == (3, 7)
     out.sum().backward()
+    if name.startswith("q_"):
+        # the Q-Layer's quantized path has no input gradient (nearest-concept step); its E-path has
+        assert x.grad is not None and x.grad.abs().sum() == 0
+        x.grad = None
+        m.view("e")(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # gradient reaches the input
     assert models.REGISTRY[name].source  # every architecture cites its paper
 
