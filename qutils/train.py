@@ -35,7 +35,7 @@ from .progress import progress as _progress
 from .utils import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained",
-           "state_fingerprint"]
+           "best_of_seeds", "state_fingerprint"]
 
 OPTIMIZERS = ("adam", "radam", "sgd")
 SCHEDULES = ("none", "step", "multistep", "cosine")
@@ -270,3 +270,30 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
     model, extra, hit = cached_state(config, model, build, tag=tag, use_cache=use_cache)
     model.to(device).eval()
     return TrainResult(model, extra.get("history", []), extra.get("best_epoch", 0), from_cache=hit)
+
+
+def best_of_seeds(model_fn, dataset: str, cfg: TrainConfig, seeds, **kwargs):
+    """Train one model per seed (``cfg.seed`` replaced; each cached on its own) and keep the one with
+    the best validation score of ``cfg.select`` -- the Q-Layer paper's protocol (appendix B: three
+    random initialisations, the best kept on the mixed clean + FGSM validation set).
+
+    Returns ``(best TrainResult, pandas DataFrame with one row per seed)``. ``kwargs`` go to
+    :func:`get_trained` (e.g. ``select_source=`` for the mixed set's adversarial half).
+    """
+    import pandas as pd
+
+    if cfg.select == "last":
+        raise ValueError("best_of_seeds needs a validation score: use select='clean' or 'mixed'")
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    metric = {"clean": "val_clean", "mixed": "val_mixed"}[cfg.select]
+    rows, results = [], []
+    for s in seeds:
+        res = get_trained(model_fn, dataset, dataclasses.replace(cfg, seed=s), **kwargs)
+        score = max(h[metric] for h in res.history)
+        rows.append({"seed": s, metric: score, "best_epoch": res.best_epoch, "from_cache": res.from_cache})
+        results.append(res)
+    best = max(range(len(seeds)), key=lambda i: rows[i][metric])
+    table = pd.DataFrame(rows).assign(kept=lambda d: d.index == best)
+    return results[best], table

@@ -130,3 +130,27 @@ def test_cache_rejects_an_entry_with_another_config(tmp_path, monkeypatch):
 def test_function_models_need_a_cache_key():
     with pytest.raises(ValueError, match="key"):
         get_trained(lambda: models.build("lenet"), "mnist")
+
+
+def test_best_of_seeds_keeps_the_seed_with_the_best_mixed_validation_score(tmp_path, monkeypatch):
+    from qutils.train import best_of_seeds
+
+    monkeypatch.setenv("QUTILS_CACHE", str(tmp_path))
+    prof = get_profile("smoke").replace(train_subset=256, val_subset=128)
+    source = get_trained("lenet", "mnist", TrainConfig(epochs=1, batch_size=64, seed=9), profile=prof, device=CPU,
+                         progress=False).model
+    cfg = TrainConfig(epochs=1, batch_size=64, select="mixed", select_eps=0.2)
+    best, table = best_of_seeds("lenet", "mnist", cfg, [0, 1, 2], profile=prof, device=CPU, progress=False,
+                                select_source=source)
+    assert list(table.seed) == [0, 1, 2] and table.kept.sum() == 1
+    kept = table[table.kept].iloc[0]
+    assert kept.val_mixed == table.val_mixed.max()
+    assert max(h["val_mixed"] for h in best.history) == kept.val_mixed
+    assert len(set(table.val_mixed)) > 1 or len(table) == 1  # different seeds, different models
+    again, _ = best_of_seeds("lenet", "mnist", cfg, [0, 1, 2], profile=prof, device=CPU, progress=False,
+                             select_source=source)
+    assert again.from_cache  # each seed is cached on its own
+    with pytest.raises(ValueError):
+        best_of_seeds("lenet", "mnist", TrainConfig(select="last"), [0, 1], profile=prof)
+    with pytest.raises(ValueError):
+        best_of_seeds("lenet", "mnist", cfg, [1, 1], profile=prof)
