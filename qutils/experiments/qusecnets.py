@@ -33,7 +33,7 @@ from ..profiles import Profile
 from ..progress import progress as _progress
 from ..train import TrainConfig, get_trained
 
-__all__ = ["QuSecNetsConfig", "config_for", "train_zoo", "defenses", "quantized_defenses", "reproduce", "honest",
+__all__ = ["QuSecNetsConfig", "config_for", "train_zoo", "defenses", "reproduce", "honest",
            "threshold_crossable", "paper_vs_ours", "NO_DEFENSE", "SUBSTITUTE", "PAPER"]
 
 NO_DEFENSE = "No defense"
@@ -111,12 +111,12 @@ def _classifier(cfg):
     return models.build(cfg.arch, in_channels=info.channels, num_classes=info.num_classes, input_size=info.size)
 
 
-def _train_cfg(cfg, epochs=None, adv=False, seed=None):
+def _train_cfg(cfg, adv=False, seed=None):
     if adv:
         return TrainConfig(epochs=cfg.adv_epochs, batch_size=cfg.batch_size, optimizer="adam", lr=cfg.lr, adv="fgsm",
                            adv_eps=cfg.adv_eps, adv_weight=cfg.adv_weight, select="mixed", select_eps=cfg.adv_eps,
                            seed=cfg.seed if seed is None else seed)
-    return TrainConfig(epochs=epochs or cfg.epochs, batch_size=cfg.batch_size, optimizer="adam", lr=cfg.lr,
+    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="adam", lr=cfg.lr,
                        select="clean", seed=cfg.seed if seed is None else seed)
 
 
@@ -134,33 +134,30 @@ def _qusecnet(cfg, kind: str, levels: int):
 
 def train_zoo(cfg: QuSecNetsConfig, profile: Profile, device=None, progress: bool = True) -> dict:
     """Train (or load from the cache) every model of the chapter: ``{name: TrainResult}``."""
-    ds, zoo = cfg.dataset, {}
+    info = _info(cfg)
+    vq, vq_key = _qusecnet(cfg, "vq", cfg.vq_levels)
 
-    def run(name, fn, tcfg, key=None, loss_fn=None):
-        zoo[name] = get_trained(fn, ds, tcfg, profile=profile, key=key, device=device, progress=progress,
-                                loss_fn=loss_fn)
+    def brelu():
+        return brelu_cnn(cfg.arch, cfg.brelu_t, in_channels=info.channels, num_classes=info.num_classes,
+                         input_size=info.size)
 
-    plan = [(NO_DEFENSE, lambda: run(NO_DEFENSE, cfg.arch, _train_cfg(cfg))),
-            (SUBSTITUTE, lambda: run(SUBSTITUTE, cfg.arch, _train_cfg(cfg, seed=cfg.substitute_seed)))]
+    # (name, model: registry name or builder, training config, cache key of a builder, loss)
+    plan = [(NO_DEFENSE, cfg.arch, _train_cfg(cfg), None, None),
+            (SUBSTITUTE, cfg.arch, _train_cfg(cfg, seed=cfg.substitute_seed), None, None)]
     for n in cfg.cq_levels:
-        fn, key = _qusecnet(cfg, "cq", n)
-        plan.append((f"CQ n={n}", lambda fn=fn, key=key, n=n: run(f"CQ n={n}", fn, _train_cfg(cfg), key)))
-    fn, key = _qusecnet(cfg, "vq", cfg.vq_levels)
+        cq, cq_key = _qusecnet(cfg, "cq", n)
+        plan.append((f"CQ n={n}", cq, _train_cfg(cfg), cq_key, None))
     plan += [
-        ("VQ (eq. 2 cost)", lambda: run("VQ (eq. 2 cost)", fn, _train_cfg(cfg), key, loss_fn=qusecnets_loss)),
-        ("VQ (cross-entropy)", lambda: run("VQ (cross-entropy)", fn, _train_cfg(cfg), key)),
-        ("No defense + adv. training", lambda: run("No defense + adv. training", cfg.arch, _train_cfg(cfg, adv=True))),
-        ("VQ + adv. training", lambda: run("VQ + adv. training", fn, _train_cfg(cfg, adv=True), key,
-                                           loss_fn=qusecnets_loss)),
-        ("BReLU+GDA", lambda: run("BReLU+GDA", lambda: brelu_cnn(cfg.arch, cfg.brelu_t, in_channels=_info(cfg).channels,
-                                                                    num_classes=_info(cfg).num_classes,
-                                                                    input_size=_info(cfg).size),
-                                  _train_cfg(cfg), {"arch": cfg.arch, "activation": f"brelu(t={cfg.brelu_t:g})"},
-                                  loss_fn=GaussianAugmentation(cfg.gda_sigma))),
+        ("VQ (eq. 2 cost)", vq, _train_cfg(cfg), vq_key, qusecnets_loss),
+        ("VQ (cross-entropy)", vq, _train_cfg(cfg), vq_key, None),
+        ("No defense + adv. training", cfg.arch, _train_cfg(cfg, adv=True), None, None),
+        ("VQ + adv. training", vq, _train_cfg(cfg, adv=True), vq_key, qusecnets_loss),
+        ("BReLU+GDA", brelu, _train_cfg(cfg), {"arch": cfg.arch, "activation": f"brelu(t={cfg.brelu_t:g})"},
+         GaussianAugmentation(cfg.gda_sigma)),
     ]
-    for name, step in _progress(plan, enabled=progress, desc="models"):
-        step()
-    return zoo
+    return {name: get_trained(fn, cfg.dataset, tcfg, profile=profile, key=key, device=device, progress=progress,
+                              loss_fn=loss)
+            for name, fn, tcfg, key, loss in _progress(plan, enabled=progress, desc="models")}
 
 
 def defenses(zoo: dict, cfg: QuSecNetsConfig) -> dict:
@@ -177,11 +174,6 @@ def defenses(zoo: dict, cfg: QuSecNetsConfig) -> dict:
              "VQ + adv. training", "No defense + adv. training", f"FS: bit depth {cfg.fs_bits}",
              f"FS: median {cfg.fs_median}x{cfg.fs_median}", "BReLU+GDA"]
     return {k: out[k] for k in order if k in out}
-
-
-def quantized_defenses(defs: dict) -> dict:
-    """The QuSecNets among ``defs``."""
-    return {k: m for k, m in defs.items() if isinstance(m, QuSecNet)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,21 +221,23 @@ def reproduce(defs: dict, substitute: nn.Module, x: torch.Tensor, y: torch.Tenso
     adv_u = robust_accuracy(substitute, cw_u, xu, yu, return_adv=True)[1]
     adv_t = robust_accuracy(substitute, cw_t, xs, ts, return_adv=True)[1]
     adv_j = robust_accuracy(substitute, js, xs, ts, return_adv=True)[1]
+    def transferred(m, attack, x_adv, labels):
+        """Accuracy of ``m`` on examples crafted once on the substitute (what ``source=`` would re-craft per model)."""
+        return Accuracy(int((predict(m, x_adv) == labels).sum()), len(labels), f"{attack.name} transfer",
+                        "black-box (transfer)", str(attack.norm), attack.eps, attack.steps)
+
     cw_rows, js_rows = [], []
     for name in _progress(strategies, enabled=progress, desc="C&W and JSMA"):
         m = defs[name]
         cw_rows += [
             _row(robust_accuracy(m, cw_u, xu, yu), defense=name, setting="white-box", targeted=False),
-            _row(Accuracy(int((predict(m, adv_u) == yu).sum()), len(yu), f"{cw_u.name} transfer", "black-box (transfer)",
-                          "L2", cw_u.eps, cw_u.steps), defense=name, setting="black-box", targeted=False),
+            _row(transferred(m, cw_u, adv_u, yu), defense=name, setting="black-box", targeted=False),
             _row(robust_accuracy(m, cw_t, xs, ts, true_labels=ys), defense=name, setting="white-box", targeted=True),
-            _row(Accuracy(int((predict(m, adv_t) == ys).sum()), len(ys), f"{cw_t.name} transfer", "black-box (transfer)",
-                          "L2", cw_t.eps, cw_t.steps), defense=name, setting="black-box", targeted=True),
+            _row(transferred(m, cw_t, adv_t, ys), defense=name, setting="black-box", targeted=True),
         ]
         js_rows += [
             _row(robust_accuracy(m, js, xs, ts, true_labels=ys), defense=name, setting="white-box", targeted=True),
-            _row(Accuracy(int((predict(m, adv_j) == ys).sum()), len(ys), f"{js.name} transfer", "black-box (transfer)",
-                          "L0", js.eps, js.steps), defense=name, setting="black-box", targeted=True),
+            _row(transferred(m, js, adv_j, ys), defense=name, setting="black-box", targeted=True),
         ]
     return {"clean": pd.DataFrame(clean), "fgsm": fgsm, "cw": pd.DataFrame(cw_rows), "jsma": pd.DataFrame(js_rows)}
 
