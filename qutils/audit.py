@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .attacks import FGSM, PGD, Adaptive, Norm, Square, Transfer, check_eps, check_inputs
-from .evaluate import Accuracy, _device_of, accuracy, robust_accuracy
+from .evaluate import Accuracy, _device_of, accuracy, robust_accuracy, significantly_lower
 
 __all__ = ["audit", "AuditReport", "Check"]
 
@@ -111,9 +111,7 @@ class AuditReport:
                 f"Robust accuracy to report (worst case): {acc}")
 
 
-def _lower(a: Accuracy, b: Accuracy) -> bool:
-    """``a`` significantly below ``b``: the 95% intervals do not overlap."""
-    return a.ci[1] < b.ci[0]
+_lower = significantly_lower  # the checks' rule: the 95% intervals do not overlap
 
 
 def _fmt(a: Accuracy) -> str:

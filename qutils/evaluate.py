@@ -14,8 +14,8 @@ from scipy.stats import norm as _normal
 
 from .attacks.base import Attack, check_inputs
 
-__all__ = ["wilson_interval", "Accuracy", "predict", "accuracy", "robust_accuracy", "distances", "attack_table",
-           "defense_table", "audit", "AuditReport"]
+__all__ = ["wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",
+           "robust_accuracy", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -73,6 +73,22 @@ class Accuracy:
         d = asdict(self)
         d.update(accuracy=self.value, ci_low=lo, ci_high=hi)
         return d
+
+
+def significantly_lower(a: Accuracy, b: Accuracy) -> bool:
+    """``a`` is below ``b`` beyond noise: their 95% Wilson intervals do not overlap (a conservative
+    test; the book's rule for "A beats B")."""
+    return a.ci[1] < b.ci[0]
+
+
+def compare_accuracies(a: Accuracy, b: Accuracy) -> str:
+    """``"higher"``, ``"lower"`` or ``"no significant difference"``: ``a`` against ``b`` by
+    :func:`significantly_lower`."""
+    if significantly_lower(b, a):
+        return "higher"
+    if significantly_lower(a, b):
+        return "lower"
+    return "no significant difference"
 
 
 def _device_of(model: nn.Module) -> torch.device:

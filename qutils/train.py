@@ -130,7 +130,7 @@ def _adversarial_batch(cfg: TrainConfig, model, x, y, step_seed: int):
 def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.TensorData | None,
           cfg: TrainConfig, device: torch.device | None = None, select_source: nn.Module | None = None,
           progress: bool = True, loss_fn: Callable | None = None,
-          on_epoch_end: Callable | None = None) -> TrainResult:
+          on_epoch_end: Callable | None = None, craft_on: Callable | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its per-epoch history.
 
     ``loss_fn(model, x, y) -> loss`` replaces the default cross-entropy on logits, for defenses
@@ -138,6 +138,10 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
     ``on_epoch_end(model, train_data, epoch) -> dict | None`` runs after each epoch's updates,
     before validation (e.g. the Q-Layer's inactive-concept update); a returned dict is added to
     the epoch's history row.
+    ``craft_on(model) -> nn.Module`` gives the network that adversarial training (and the mixed
+    validation set, when no ``select_source`` is given) crafts its examples on, when the trained
+    model's own gradient is useless -- e.g. the Q-Layer's E-path (its Q-path has a zero gradient,
+    so FGSM on it would return the clean image).
     """
     if cfg.epochs is None or cfg.batch_size is None:
         cfg = cfg.resolved(get_profile())
@@ -170,7 +174,8 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
             if cfg.adv == "none":
                 loss = loss_fn(model, xb, yb)
             else:
-                xa = _adversarial_batch(cfg, model, xb, yb, cfg.seed * 1_000_003 + step)
+                xa = _adversarial_batch(cfg, craft_on(model) if craft_on else model, xb, yb,
+                                        cfg.seed * 1_000_003 + step)
                 w = cfg.adv_weight
                 loss = (1 - w) * loss_fn(model, xb, yb) + w * loss_fn(model, xa, yb) if w < 1 else loss_fn(model, xa, yb)
             opt.zero_grad(set_to_none=True)
@@ -188,7 +193,8 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
             row["val_clean"] = accuracy(model, val_data.x, val_data.y).value
             if cfg.select == "mixed":
                 if val_adv is None:
-                    adv_acc = robust_accuracy(model, FGSM(cfg.select_eps), val_data.x, val_data.y).value
+                    adv_acc = robust_accuracy(model, FGSM(cfg.select_eps), val_data.x, val_data.y,
+                                              source=craft_on(model) if craft_on else None).value
                 else:
                     adv_acc = accuracy(model, val_adv, val_data.y).value
                 row["val_fgsm"] = adv_acc
@@ -217,7 +223,8 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
                 profile: Profile | None = None, key: dict | None = None,
                 select_source: nn.Module | None = None, device: torch.device | None = None,
                 use_cache: bool = True, progress: bool = True, loss_fn: Callable | None = None,
-                model_kwargs: dict | None = None, on_epoch_end: Callable | None = None) -> TrainResult:
+                model_kwargs: dict | None = None, on_epoch_end: Callable | None = None,
+                craft_on: Callable | None = None) -> TrainResult:
     """Train (or load from the checkpoint cache) a model on a dataset's seed-000 training split.
 
     ``model_fn`` is a registry name (``"cnn_a"``) or a function building the model; with a
@@ -255,6 +262,8 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
     }
     if on_epoch_end is not None:  # only in the key when used, so existing checkpoints stay valid
         config["on_epoch_end"] = getattr(on_epoch_end, "cache_key", None) or getattr(on_epoch_end, "__qualname__", None)
+    if craft_on is not None and (cfg.adv != "none" or (cfg.select == "mixed" and select_source is None)):
+        config["craft_on"] = getattr(craft_on, "cache_key", None) or getattr(craft_on, "__qualname__", None)
     device = device or get_device()
     seed_everything(cfg.seed)  # the initial weights follow the training seed
     model = model_fn()
@@ -263,7 +272,7 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
         tr = qdata.load(name, "train").subset(profile.train_subset, seed=cfg.seed)
         va = qdata.load(name, "val").subset(profile.val_subset, seed=cfg.seed) if cfg.select != "last" else None
         res = train(m, tr, va, cfg, device=device, select_source=select_source, progress=progress, loss_fn=loss_fn,
-                    on_epoch_end=on_epoch_end)
+                    on_epoch_end=on_epoch_end, craft_on=craft_on)
         return {"history": res.history, "best_epoch": res.best_epoch}
 
     tag = f"{model_key.get('arch', 'model')}-{name}" if isinstance(model_key, dict) else "model"

@@ -62,3 +62,15 @@ def test_transfer_from_a_source_model(trained_cnn, mnist_test):
 def test_robust_accuracy_rejects_non_attacks(trained_cnn, mnist_test):
     with pytest.raises(ValueError, match="Attack"):
         robust_accuracy(trained_cnn, lambda m, x, y: x, mnist_test.x, mnist_test.y)
+
+
+def test_significance_rule_is_interval_overlap():
+    from qutils.evaluate import compare_accuracies, significantly_lower
+
+    a, b, c = Accuracy(400, 1000), Accuracy(600, 1000), Accuracy(420, 1000)
+    assert significantly_lower(a, b) and not significantly_lower(b, a)
+    assert not significantly_lower(a, c) and not significantly_lower(c, a)  # overlapping intervals
+    assert compare_accuracies(b, a) == "higher" and compare_accuracies(a, b) == "lower"
+    assert compare_accuracies(a, c) == "no significant difference"
+    # the same gap on few images is noise
+    assert compare_accuracies(Accuracy(6, 10), Accuracy(4, 10)) == "no significant difference"

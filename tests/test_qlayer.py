@@ -147,7 +147,7 @@ def test_q_path_input_gradient_is_zero_without_bpda_and_nonzero_with_it():
 
 
 @pytest.mark.parametrize("variant,heads,shape", [("base", 1, (64, 10, 10)), ("large", 4, (256, 10, 10)),
-                                                  ("inner", 1, (64, 24, 24))])
+                                                  ("inner", 4, (256, 24, 24))])
 def test_models_of_the_paper(variant, heads, shape):
     net = qlayer_cnn(variant)
     assert net.qlayer.heads == heads and net.qlayer.nc == 64

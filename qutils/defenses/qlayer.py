@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
 
-__all__ = ["QLayer", "QLayerOutput", "QLayerNet", "QLayerLoss", "InactiveConceptUpdate", "qlayer_cnn", "PATHS",
-           "BACKWARDS"]
+__all__ = ["QLayer", "QLayerOutput", "QLayerNet", "QLayerLoss", "InactiveConceptUpdate", "EPath", "qlayer_cnn",
+           "PATHS", "BACKWARDS"]
 
 PATHS = ("q", "e", "shortcut")
 BACKWARDS = ("auto", "identity")
@@ -280,16 +280,27 @@ class InactiveConceptUpdate:
         return {"inactive_concepts": inactive}
 
 
+class EPath:
+    """``craft_on`` for :func:`qutils.train.train`: FGSM adversarial training of a Q-Layer network
+    crafts its examples on the E-path, the only path with an input gradient (on the Q-path FGSM
+    would return the clean image and adversarial training would silently be clean training)."""
+
+    cache_key = "qlayer E-path"
+
+    def __call__(self, model: QLayerNet) -> QLayerNet:
+        return model.view("e")
+
+
 def qlayer_cnn(variant: str = "base", heads: int | None = None, concepts: int = 64, shared: bool = False,
                in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> QLayerNet:
     """CNN_A with a Q-Layer: ``"base"`` (K=1, nc=64) or ``"large"`` (K=4, nc=64) after the convolution
-    blocks, ``"inner"`` (K=1, nc=64) between them. ``shared``: one subsequent network for both paths."""
+    blocks, ``"inner"`` (K=4, nc=64: "the same parameter setting as the Q-large", section 4.4) between them. ``shared``: one subsequent network for both paths."""
     from ..models import build
 
     variant = str(variant).lower()
     if variant not in ("base", "large", "inner"):
         raise ValueError(f"variant must be 'base', 'large' or 'inner', got {variant!r}")
-    heads = heads or (4 if variant == "large" else 1)
+    heads = heads or (1 if variant == "base" else 4)
     cnn = build("cnn_a", in_channels=in_channels, num_classes=num_classes, input_size=input_size)
 
     def rest(src, in_ch):

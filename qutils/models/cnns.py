@@ -150,7 +150,7 @@ def q_large(in_channels=1, num_classes=10, input_size=28, shared=False):
     return qlayer_cnn("large", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
 
 
-@register("q_inner", "Q-Layer paper, section 4.4: CNN_A with a Q-Layer (K=1, nc=64) between the convolution blocks",
+@register("q_inner", "Q-Layer paper, section 4.4: CNN_A with a Q-Layer (K=4, nc=64, as Q-large) between the convolution blocks",
           _QLAYER_NOTE)
 def q_inner(in_channels=1, num_classes=10, input_size=28, shared=False):
     from ..defenses.qlayer import qlayer_cnn

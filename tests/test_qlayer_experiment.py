@@ -1,0 +1,181 @@
+"""The Q-Layer chapter's experiment driver: model specs, adversarial training on the E-path, the
+paper-versus-ours tables, figure 2's divergence."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from qutils.defenses.qlayer import EPath, QLayerNet
+from qutils.experiments import qlayer as ql
+from qutils.profiles import get_profile
+from qutils.train import TrainConfig, _adversarial_batch, train
+from qutils.data import TensorData
+
+
+def cfg(ds="mnist", profile="smoke"):
+    return ql.config_for(ds, get_profile(profile))
+
+
+def test_config_per_dataset_and_profile():
+    m, f = cfg("mnist", "book"), cfg("fashion_mnist", "book")
+    assert m.epsilons == (0.2, 0.3) and m.adv_eps == 0.2  # section 4.1.1
+    assert f.epsilons == (0.1, 0.2) and f.adv_eps == 0.1
+    assert len(m.seeds) >= 2 and len(cfg("mnist", "full").seeds) == 3  # appendix B: three initialisations
+    with pytest.raises(ValueError, match="MNIST and Fashion-MNIST"):
+        ql.config_for("cifar10", get_profile("smoke"))
+
+
+def test_model_specs():
+    c = cfg()
+    grid = ql.build_model("K=2, nc=16", c)
+    assert isinstance(grid, QLayerNet) and grid.qlayer.heads == 2 and grid.qlayer.nc == 16
+    inner = ql.build_model("Q-inner + adv", c)
+    assert inner.qlayer.heads == 4  # section 4.4: the parameter setting of Q-large
+    spec = ql._spec("Q-inner", c)  # appendix B: MNIST Q-inner uses alpha = beta = 1e-4 and strategy 2
+    assert spec["loss"].alpha == pytest.approx(1e-4) and spec["hook"].strategy == 2
+    assert ql._spec("Q-inner", cfg("fashion_mnist"))["hook"].strategy == 1
+    assert ql.build_model("Q-large, shared", c).shared
+    assert not isinstance(ql.build_model("CNN", c), QLayerNet)
+    assert ql._spec("Q-base + adv", c)["adv"] and not ql._spec("Q-base", c)["adv"]
+    with pytest.raises(ValueError, match="unknown model"):
+        ql.build_model("Q-huge", c)
+
+
+def test_adversarial_training_crafts_on_the_e_path():
+    """On the Q-path the input gradient is zero, so FGSM returns the clean batch: adversarial
+    training would silently be clean training. Crafted on the E-path, the batch moves by eps."""
+    torch.manual_seed(0)
+    net = ql.build_model("Q-base", cfg())
+    x, y = torch.rand(8, 1, 28, 28) * 0.5 + 0.25, torch.randint(0, 10, (8,))
+    tc = TrainConfig(epochs=1, batch_size=8, adv="fgsm", adv_eps=0.2)
+    assert torch.equal(_adversarial_batch(tc, net, x, y, 0), x)
+    xa = _adversarial_batch(tc, EPath()(net), x, y, 0)
+    assert (xa - x).abs().max() == pytest.approx(0.2, abs=1e-6)
+    assert ((xa - x).abs() > 0.1).float().mean() > 0.9
+
+
+def test_train_uses_craft_on():
+    calls = []
+
+    def spy(model):
+        calls.append(1)
+        return model.view("e")
+
+    torch.manual_seed(0)
+    net = ql.build_model("Q-base", cfg())
+    data = TensorData(torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,)), "mnist", "train")
+    train(net, data, None, TrainConfig(epochs=1, batch_size=8, adv="fgsm", adv_eps=0.1, select="last"),
+          device=torch.device("cpu"), progress=False, loss_fn=ql._spec("Q-base", cfg())["loss"], craft_on=spy)
+    assert len(calls) == 2  # once per batch
+
+
+def test_kl_divergence():
+    p = np.array([10, 20, 30])
+    assert ql.kl_divergence(p, p) == pytest.approx(0.0)
+    assert ql.kl_divergence(p, p[::-1]) > 0
+    # without smoothing, the textbook value
+    assert ql.kl_divergence([1, 1], [1, 3], smoothing=0) == pytest.approx(0.5 * math.log(0.5 / 0.25)
+                                                                             + 0.5 * math.log(0.5 / 0.75))
+    assert math.isfinite(ql.kl_divergence([5, 0], [0, 5]))  # smoothing keeps empty bins finite
+    with pytest.raises(ValueError):
+        ql.kl_divergence([1, 2], [1, 2, 3])
+
+
+def test_concept_usage_counts_every_panel():
+    torch.manual_seed(0)
+    net = ql.build_model("Q-large", cfg()).eval()
+    x = torch.rand(6, 1, 28, 28)
+    counts, index = ql.concept_usage(net, x, batch_size=4)
+    assert counts.shape == (4, 64) and index.shape == (4, 6, 100)  # 10 x 10 panels per image
+    assert (counts.sum(1) == 6 * 100).all()
+    # the same indices as the layer itself assigns
+    assert torch.equal(index.reshape(4, -1), net.qlayer(net.encoder(x)).index)
+
+
+def test_distribution_shift_is_zero_without_perturbation():
+    torch.manual_seed(0)
+    net = ql.build_model("Q-base", cfg()).eval()
+    x, y = torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,))
+    same = ql.distribution_shift(net, net.view("e"), x, y, 0.0)
+    assert same["kl_pixels"] == pytest.approx(0) and same["kl_concepts"] == pytest.approx(0)
+    assert same["pixels_changed"] == 0 and same["concepts_changed"] == 0
+    moved = ql.distribution_shift(net, net.view("e"), x, y, 0.3)
+    assert moved["pixels_changed"] > 0.5 and moved["kl_pixels"] > 0
+
+
+def _frame(rows):
+    base = {"threat_model": "-", "norm": "Linf", "steps": 1, "correct": 0}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_compare_puts_ours_next_to_the_paper():
+    ours = _frame([
+        {"model": "CNN", "path": "-", "source": "-", "attack": "none", "eps": 0.0, "accuracy": 0.99, "ci_low": 0.98,
+         "ci_high": 0.995, "n": 1000},
+        {"model": "Q-base", "path": "Q-path", "source": "S", "attack": "FGSM", "eps": 0.3, "accuracy": 0.5,
+         "ci_low": 0.45, "ci_high": 0.55, "n": 500},
+        {"model": "Q-base", "path": "E-path", "source": "S", "attack": "FGSM", "eps": 0.3, "accuracy": 0.1,
+         "ci_low": 0.05, "ci_high": 0.15, "n": 500},
+        {"model": "Q-base", "path": "Q-path", "source": "other", "attack": "FGSM", "eps": 0.3, "accuracy": 0.9,
+         "ci_low": 0.85, "ci_high": 0.95, "n": 500},
+    ])
+    t = ql.compare(ours, "1a", source="S")
+    assert list(t.columns) == list(ql.PAPER["1a"]["columns"])
+    assert t.loc["CNN", "clean"] == "99.0 [98.0, 99.5] (98.73)"
+    assert t.loc["Q-base", "FGSM 0.3"] == "50.0 [45.0, 55.0] (52.69)"  # the Q-path, from source S only
+    assert t.loc["Q-large", "BIM 0.3"].startswith("not measured")
+    long = ql.compare_long(ours, "6a E-path", path="E-path", source="S")
+    row = long[long.column == "FGSM 0.3"].iloc[0]
+    assert row.paper == 37.65 and row.ours == 10.0 and not row["paper inside our CI"]
+    with pytest.raises(ValueError, match="unknown table"):
+        ql.compare(ours, "12")
+
+
+def test_paper_tables_are_consistent():
+    """The rows the paper prints twice agree (a transcription check)."""
+    P = ql.PAPER
+    assert P["6a Q-path"]["rows"]["Q-large"] == {k: P["1a"]["rows"]["Q-large"][k] for k in P["6a Q-path"]["columns"]}
+    assert P["3a"]["rows"]["Q-large"] == P["1a"]["rows"]["Q-large"]
+    assert P["6b Q-path"]["rows"]["Q-base + adv"] == P["2a"]["rows"]["Q-base + adv"]
+    assert P["8a"]["rows"]["K=1"]["nc=64"] == P["1a"]["rows"]["Q-base"]["FGSM 0.3"]
+    assert P["8b"]["rows"]["K=4"]["nc=64"] == P["1a"]["rows"]["Q-large + adv"]["FGSM 0.3"]
+    for t in P.values():
+        for row in t["rows"].values():
+            assert set(row) == set(t["columns"]) and all(0 <= v <= 100 for v in row.values())
+
+
+def test_white_box_rejects_unknown_view():
+    with pytest.raises(ValueError, match="via"):
+        ql.white_box({}, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), cfg(), via="q")
+
+
+def test_honest_bpda_beats_autograd_on_the_q_path():
+    """On an untrained Q-base, PGD with autograd through the Q-path cannot move (zero gradient),
+    while BPDA changes predictions: the worst case is at most each attack's accuracy."""
+    torch.manual_seed(0)
+    net = ql.build_model("Q-base", cfg()).eval()
+    x = torch.rand(20, 1, 28, 28)
+    with torch.no_grad():  # concepts spread over the panels (strategy 2's initialisation), so that panels differ
+        panels = net.qlayer.panels(net.encoder(x))
+        net.qlayer.concepts[0] = panels[torch.randperm(len(panels))[:64]]
+    y = net(x).argmax(1)  # every image "correct" before the attack
+    c = cfg()
+    table, per_image = ql.honest({"Q-base": net}, x, y, c, eps=0.3, progress=False)
+    acc = table.set_index("attack_view")["accuracy"]
+    assert acc["clean"] == 1.0 and acc["PGD, Q-path autograd (zero gradient)"] == 1.0
+    assert acc["PGD+BPDA, straight-through"] < 1.0
+    assert acc["worst case (per image)"] <= acc.drop("worst case (per image)").min()
+    assert per_image["Q-base"].shape == (20,)
+
+
+def test_grid_reuses_q_base_and_q_large():
+    names = ql.grid_names(cfg("mnist", "book"))
+    assert names[(1, 64)] == "Q-base" and names[(4, 64)] == "Q-large" and names[(2, 16)] == "K=2, nc=16"
+    assert len(names) == 9
+    assert ql.grid_names(cfg("mnist", "book"), adv=True)[(1, 64)] == "Q-base + adv"
+    grid = pd.DataFrame([{"K": 1, "nc": 64, "accuracy": 0.5, "ci_low": 0.45, "ci_high": 0.55},
+                         {"K": 2, "nc": 16, "accuracy": 0.6, "ci_low": 0.55, "ci_high": 0.65}])
+    t = ql.compare_grid(grid)
+    assert t.loc["K=1", "nc=64"] == "50.0 [45.0, 55.0] (52.69)" and t.loc["K=2", "nc=16"].endswith("(60.38)")
