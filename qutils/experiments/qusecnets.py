@@ -28,7 +28,7 @@ from .. import models
 from ..attacks import CWL2, FGSM, JSMA, PGD, Square, all_targets
 from ..defenses import (BitDepthReduction, GaussianAugmentation, InputTransformModel, MedianSmoothing, QuSecNet,
                         brelu_cnn, constant_quantization, qusecnets_loss, variable_quantization)
-from ..evaluate import Accuracy, accuracy, defense_table, predict, robust_accuracy
+from ..evaluate import Accuracy, accuracy, defense_table, predict, robust_accuracy, worst_case
 from ..profiles import Profile
 from ..progress import progress as _progress
 from ..train import TrainConfig, get_trained
@@ -339,23 +339,12 @@ def honest(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, e
         else:
             target = m
             views = {"PGD (autograd)": m}
-        ok = {}
-        rows.append(_row(accuracy(target, xh, yh), defense=name, attack_view="clean (deployed: hard)"
-                         if isinstance(m, QuSecNet) else "clean"))
-        ok["clean"] = predict(target, xh) == yh
-        for label, view in views.items():
-            attack = pgd if view is target else Adaptive(pgd, view)
-            acc, xa = robust_accuracy(target, attack, xh, yh, return_adv=True)
-            ok[label] = predict(target, xa) == yh
-            rows.append(_row(acc, defense=name, attack_view=label))
-        acc, xa = robust_accuracy(target, Square(eps, queries=cfg.square_queries, seed=cfg.seed), xh[:ns], yh[:ns],
-                                  return_adv=True)
-        rows.append(_row(acc, defense=name, attack_view=f"Square, {cfg.square_queries} queries (no gradient)"))
-        sq = torch.ones(n, dtype=torch.bool)
-        sq[:ns] = predict(target, xa) == yh[:ns]
-        ok["square"] = sq
-        worst = torch.stack(list(ok.values())).all(0)
-        rows.append(_row(Accuracy(int(worst.sum()), n, "worst case over the attacks above", "white-box", "Linf", eps,
-                                  cfg.pgd_steps), defense=name, attack_view="worst case (per image)"))
+        attacks = {label: pgd if view is target else Adaptive(pgd, view) for label, view in views.items()}
+        square = Square(eps, queries=cfg.square_queries, seed=cfg.seed)
+        accs, worst = worst_case(target, attacks, xh, yh, extra=square, extra_images=ns)
+        labels = {"clean": "clean (deployed: hard)" if isinstance(m, QuSecNet) else "clean",
+                  square.name: f"Square, {cfg.square_queries} queries (no gradient)"}
+        for label, acc in accs.items():
+            rows.append(_row(acc, defense=name, attack_view=labels.get(label, label)))
         per_image[name] = worst
     return pd.DataFrame(rows), per_image
