@@ -174,8 +174,9 @@ def test_honest_bpda_beats_autograd_on_the_q_path():
 
 def test_grid_reuses_q_base_and_q_large():
     names = ql.grid_names(cfg("mnist", "book"))
-    assert names[(1, 64)] == "Q-base" and names[(4, 64)] == "Q-large" and names[(2, 16)] == "K=2, nc=16"
-    assert len(names) == 9
+    assert names[(1, 64)] == "Q-base" and names[(4, 64)] == "Q-large" and names[(4, 16)] == "K=4, nc=16"
+    assert ql.grid_names(cfg("mnist", "full"))[(2, 16)] == "K=2, nc=16"
+    assert len(names) == 6 and len(ql.grid_names(cfg("mnist", "full"))) == 9
     assert ql.grid_names(cfg("mnist", "book"), adv=True)[(1, 64)] == "Q-base + adv"
     grid = pd.DataFrame([{"K": 1, "nc": 64, "accuracy": 0.5, "ci_low": 0.45, "ci_high": 0.55},
                          {"K": 2, "nc": 16, "accuracy": 0.6, "ci_low": 0.55, "ci_high": 0.65}])
