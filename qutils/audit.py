@@ -111,7 +111,6 @@ class AuditReport:
                 f"Robust accuracy to report (worst case): {acc}")
 
 
-_lower = significantly_lower  # the checks' rule: the 95% intervals do not overlap
 
 
 def _fmt(a: Accuracy) -> str:
@@ -182,19 +181,19 @@ def audit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, nor
     pgd = PGD(eps, steps=steps, early_stop=True, seed=seed)
     # 3: iterative vs single step
     fg, pg = run("FGSM", FGSM(eps)), run(f"PGD-{steps}", pgd)
-    rep.checks.append(Check("iterative beats single-step", not _lower(fg, pg),
+    rep.checks.append(Check("iterative beats single-step", not significantly_lower(fg, pg),
                             f"FGSM {_fmt(fg)} vs PGD-{steps} {_fmt(pg)}"))
     # 4: convergence
     pg4 = run(f"PGD-{4 * steps}", PGD(eps, steps=4 * steps, early_stop=True, seed=seed + 1))
-    rep.checks.append(Check("more iterations do not help", not _lower(pg4, pg),
+    rep.checks.append(Check("more iterations do not help", not significantly_lower(pg4, pg),
                             f"PGD-{steps} {_fmt(pg)} vs PGD-{4 * steps} {_fmt(pg4)}"))
     # 5: accuracy falls with eps: no significant rise along the grid, and a significant fall overall
     clean = R["clean"] = accuracy(model, x, y, batch_size)
     curve = [clean]
     for e in epsilons:
         curve.append(pg if math.isclose(e, eps) else run(f"PGD-{steps} eps={e:g}", pgd.with_eps(e)))
-    bumps = [(a.eps, b.eps) for a, b in zip(curve, curve[1:]) if _lower(a, b)]
-    flat = not _lower(curve[-1], curve[0])
+    bumps = [(a.eps, b.eps) for a, b in zip(curve, curve[1:]) if significantly_lower(a, b)]
+    flat = not significantly_lower(curve[-1], curve[0])
     rep.checks.append(Check("accuracy falls with epsilon", not bumps and not flat,
                             " -> ".join(f"{100 * a.value:.1f}%@{a.eps:g}" for a in curve)
                             + (f"; rises between eps {bumps}" if bumps else "")
@@ -206,13 +205,13 @@ def audit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, nor
     # 7: transfer
     if substitute is not None:
         tr = run(f"PGD-{steps} transfer", Transfer(pgd, substitute.to(dev).eval(), "substitute"))
-        rep.checks.append(Check("white-box beats transfer", not _lower(tr, pg),
+        rep.checks.append(Check("white-box beats transfer", not significantly_lower(tr, pg),
                                 f"white-box PGD {_fmt(pg)} vs transfer {_fmt(tr)}"))
     else:
         rep.checks.append(Check("white-box beats transfer", None, "no substitute= model given"))
     # 8: gradient-free
     sq = run(f"Square-{queries}", Square(eps, queries=queries, seed=seed))
-    rep.checks.append(Check("gradient-free does not beat gradients", not _lower(sq, pg),
+    rep.checks.append(Check("gradient-free does not beat gradients", not significantly_lower(sq, pg),
                             f"Square ({queries} queries) {_fmt(sq)} vs PGD-{steps} {_fmt(pg)}"))
     # 9: adaptive attacks
     adaptive = []
@@ -224,7 +223,7 @@ def audit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, nor
         adaptive.append(run(f"PGD-{steps}+EOT{eot}", Adaptive(a, on, f"EOT{eot}" + ("+BPDA" if attack_model else ""))))
     if adaptive:
         best = min(adaptive, key=lambda a: a.correct)
-        rep.checks.append(Check("adaptive attack does not beat plain PGD", not _lower(best, pg),
+        rep.checks.append(Check("adaptive attack does not beat plain PGD", not significantly_lower(best, pg),
                                 f"{best.attack} {_fmt(best)} vs PGD-{steps} {_fmt(pg)}"))
     else:
         need = (not rep.checks[0].passed) or (not deterministic)

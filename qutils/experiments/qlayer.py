@@ -129,7 +129,7 @@ def _spec(name: str, cfg: QLayerConfig) -> dict:
     "K=.., nc=.." (table 8), each optionally with " + adv"."""
     adv = name.endswith(" + adv")
     base = name[:-len(" + adv")] if adv else name
-    loss, hook, variant, kw = None, None, None, {}
+    kw = {}
     if base == "CNN":
         return {"arch": "cnn_a", "kwargs": {}, "adv": adv, "loss": None, "hook": None}
     alpha, beta, strategy = cfg.alpha, cfg.beta, cfg.inactive_strategy
@@ -361,6 +361,12 @@ def _column(attack: str, eps: float) -> str:
     return f"{short} {eps:g}"
 
 
+def _select(ours: pd.DataFrame, path: str, source: str | None) -> pd.DataFrame:
+    """Rows scored on ``path`` (plain CNNs: "-") and, if given, crafted on ``source`` (clean rows: "-")."""
+    df = ours[ours["path"].isin([path, "-"])]
+    return df if source is None else df[df["source"].isin([source, "-"])]
+
+
 def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | None = None) -> pd.DataFrame:
     """The paper's table ``table`` (a key of :data:`PAPER`) with our measurement in every cell:
     ``"ours [95% CI] (paper)"`` in percent. ``ours`` is a frame of :func:`black_box` or
@@ -369,9 +375,7 @@ def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | 
     if table not in PAPER:
         raise ValueError(f"unknown table {table!r}; expected one of {sorted(PAPER)}")
     spec = PAPER[table]
-    df = ours[ours["path"].isin([path, "-"])]
-    if source is not None:
-        df = df[df["source"].isin([source, "-"])]
+    df = _select(ours, path, source)
     cells = {}
     for _, r in df.iterrows():
         cells[(r["model"], _column(r["attack"], r["eps"]))] = r
@@ -393,9 +397,7 @@ def compare_long(ours: pd.DataFrame, table: str, path: str = "Q-path", source: s
     """:func:`compare` as one row per cell with numbers (paper, ours, CI, n, inside the CI?), for
     summaries and for the results file."""
     spec = PAPER[table]
-    df = ours[ours["path"].isin([path, "-"])]
-    if source is not None:
-        df = df[df["source"].isin([source, "-"])]
+    df = _select(ours, path, source)
     rows = []
     for _, r in df.iterrows():
         model, col = r["model"], _column(r["attack"], r["eps"])
