@@ -143,6 +143,8 @@ def test_q_path_input_gradient_is_zero_without_bpda_and_nonzero_with_it():
     assert torch.equal(net.view("q", "identity")(x), net(x))
     o = net.forward_all(x)
     assert torch.allclose(net.view("shortcut")(x), net.head_q(o["ze"]))
+    # the E-path and the shortcut skip the nearest-concept search; same logits as through the full layer
+    assert torch.allclose(net.view("e")(x), net.head_e(o["ze"]))
     assert torch.allclose(net(x), o["yq"])
 
 
@@ -163,6 +165,17 @@ def test_training_counts_concept_usage_and_bad_arguments_raise():
     net.train()
     net.forward_all(torch.rand(5, 1, 7, 7))
     assert int(net.qlayer.usage.sum()) == 2 * 5 * 3 * 3  # heads x panels
+    net.qlayer.reset_usage()
+    with torch.no_grad():
+        net.qlayer.concepts[1].add_(torch.randn(8, 6))  # heads choose differently
+    index = net.forward_all(torch.rand(5, 1, 7, 7))["index"]
+    for k in range(2):  # each head's counts land in its own row
+        assert torch.equal(net.qlayer.usage[k], torch.bincount(index[k], minlength=8))
+    assert not torch.equal(net.qlayer.usage[0], net.qlayer.usage[1])
+    net.qlayer.reset_usage()
+    net.view("e")(torch.rand(5, 1, 7, 7))  # the E-path alone quantizes nothing, so counts nothing
+    assert int(net.qlayer.usage.sum()) == 0
+    net.forward_all(torch.rand(5, 1, 7, 7))
     net.eval()
     net.forward_all(torch.rand(5, 1, 7, 7))
     assert int(net.qlayer.usage.sum()) == 2 * 5 * 3 * 3  # evaluation does not count

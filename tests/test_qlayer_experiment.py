@@ -203,3 +203,25 @@ def test_black_box_from_the_e_path_equals_the_white_box_e_path_attack():
     assert set(wb.attack) == {"none", "FGSM", "BIM", "CW-Linf"}
     assert (ql.pick(wb, model="Q", path="E-path", attack="none").value
             == accuracy(net.view("e"), x, y).value)
+
+
+def test_seed_runs_are_the_cached_runs_behind_the_kept_model(tmp_path, monkeypatch):
+    """seed_runs loads every initialisation train_zoo trained (no retraining), one of which is the
+    kept model, and different seeds are different networks."""
+    import dataclasses
+
+    import qutils.train
+
+    monkeypatch.setenv("QUTILS_CACHE", str(tmp_path))
+    c = dataclasses.replace(cfg(), seeds=(0, 1))
+    zoo = ql.train_zoo(c, get_profile("smoke"), names=["Q-base"], device=torch.device("cpu"), progress=False)
+
+    def no_training(*a, **k):
+        raise AssertionError("seed_runs retrained a model that train_zoo had cached")
+
+    monkeypatch.setattr(qutils.train, "train", no_training)
+    runs = ql.seed_runs(zoo, "Q-base", c, get_profile("smoke"), device=torch.device("cpu"))
+    assert sorted(runs) == [0, 1]
+    kept = int(zoo.seeds[(zoo.seeds.model == "Q-base") & zoo.seeds.kept].seed.iloc[0])
+    same = lambda a, b: all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert same(runs[kept], zoo["Q-base"]) and not same(runs[0], runs[1])

@@ -47,6 +47,8 @@ BACKWARDS = ("auto", "identity")
 
 @dataclass
 class QLayerOutput:
+    # feature maps are stored channels-last (``permute`` views of the panels, no copy): use
+    # ``reshape``, not ``view``, to flatten them
     zq: torch.Tensor  #: quantized features, (n, K*d, h, w) or (n, K*d)
     ze: torch.Tensor  #: projected, non-quantized features, same shape
     index: torch.Tensor  #: chosen concept of every panel, (K, n*h*w)
@@ -86,38 +88,60 @@ class QLayer(nn.Module):
             raise ValueError(f"expected features (n, {self.d}, h, w) or (n, {self.d}), got {tuple(z.shape)}")
         return z if z.dim() == 2 else z.permute(0, 2, 3, 1).reshape(-1, self.d)
 
+    def _project(self, p: torch.Tensor) -> torch.Tensor:
+        """Eq. 4 for every head, heads in the middle: (N, d) -> (N, K, d) (the layout that
+        concatenates over heads without a copy)."""
+        if not self.project:
+            return p.unsqueeze(1).expand(-1, self.heads, -1)
+        gate = torch.softmax(torch.einsum("nd,kde->nke", p, self.weight) + self.bias, dim=-1)
+        return p.unsqueeze(1) * gate
+
     def projections(self, p: torch.Tensor) -> torch.Tensor:
         """Eq. 4 for every head: (N, d) -> (K, N, d)."""
-        if not self.project:
-            return p.unsqueeze(0).expand(self.heads, -1, -1)
-        gate = torch.softmax(torch.einsum("nd,kde->kne", p, self.weight) + self.bias.unsqueeze(1), dim=-1)
-        return p.unsqueeze(0) * gate
+        return self._project(p).transpose(0, 1)
 
     @torch.no_grad()
+    def _assign(self, ze: torch.Tensor) -> torch.Tensor:
+        """Eq. 2 on (N, K, d) panels -> (N, K). The nearest concept minimises
+        ``||c||^2 - 2 <z, c>`` (``||z||^2`` is the same for every concept), one matrix product."""
+        c = self.concepts.detach()
+        scores = (c * c).sum(-1) - 2 * torch.einsum("nkd,kcd->nkc", ze.detach(), c)
+        return scores.argmin(-1)
+
     def assign(self, ze: torch.Tensor) -> torch.Tensor:
-        """Eq. 2: index of the nearest concept of each head for every projected panel, (K, N)."""
-        return torch.cdist(ze.detach(), self.concepts.detach()).argmin(-1)
+        """Eq. 2: index of the nearest concept of each head for every projected panel: (K, N, d) -> (K, N)."""
+        return self._assign(ze.transpose(0, 1)).t()
+
+    def _lookup(self, index: torch.Tensor) -> torch.Tensor:
+        """Eq. 3 on (N, K) indices -> (N, K, d), one gather in the stacked concept matrices."""
+        offset = torch.arange(self.heads, device=index.device) * self.nc
+        return F.embedding(index + offset, self.concepts.reshape(self.heads * self.nc, self.d))
 
     def lookup(self, index: torch.Tensor) -> torch.Tensor:
-        """Eq. 3: ``I Q`` -- rows of the concept matrices, (K, N, d); differentiable in the concepts only."""
-        return torch.stack([F.embedding(index[k], self.concepts[k]) for k in range(self.heads)])
+        """Eq. 3: ``I Q`` -- rows of the concept matrices, (K, N) -> (K, N, d); differentiable in the concepts only."""
+        return self._lookup(index.t()).transpose(0, 1)
 
     def _unpanel(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """(K, N, d) -> concatenation over heads in the layout of ``like``: (n, K*d, h, w) or (n, K*d)."""
-        cat = t.permute(1, 0, 2).reshape(t.shape[1], self.heads * self.d)
+        """(N, K, d) -> concatenation over heads in the layout of ``like``: (n, K*d, h, w) or (n, K*d).
+        Feature maps come back in channels-last memory order (a view, no copy; convolutions accept it)."""
+        cat = t.reshape(t.shape[0], self.heads * self.d)
         if like.dim() == 2:
             return cat
         n, _, h, w = like.shape
-        return cat.view(n, h, w, -1).permute(0, 3, 1, 2).contiguous()
+        return cat.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """The E-path's input alone (projected, concatenated, not quantized): no nearest-concept search."""
+        return self._unpanel(self._project(self.panels(z)), z)
 
     def forward(self, z: torch.Tensor) -> QLayerOutput:
-        ze = self.projections(self.panels(z))
-        index = self.assign(ze)
-        zq = self.lookup(index)
+        ze = self._project(self.panels(z))
+        index = self._assign(ze)
+        zq = self._lookup(index)
         if self.training:
-            for k in range(self.heads):
-                self.usage[k] += torch.bincount(index[k], minlength=self.nc)
-        return QLayerOutput(self._unpanel(zq, z), self._unpanel(ze, z), index)
+            offset = torch.arange(self.heads, device=index.device) * self.nc
+            self.usage += torch.bincount((index + offset).flatten(), minlength=self.heads * self.nc).view_as(self.usage)
+        return QLayerOutput(self._unpanel(zq, z), self._unpanel(ze, z), index.t().contiguous())
 
     # -- section 3.5 ----------------------------------------------------------------------------
     def inactive(self) -> torch.Tensor:
@@ -202,16 +226,15 @@ class QLayerNet(nn.Module):
     def forward_all(self, x: torch.Tensor) -> dict:
         """Both paths at once (training): logits ``yq``, ``ye`` and the Q-Layer's ``zq``, ``ze``, ``index``."""
         out = self.qlayer(self.encoder(x))
-        # `0 * ze` keeps the Q-path in the graph with its true derivative in ze: zero
-        zq_path = out.zq + 0 * out.ze
-        return {"yq": self.head_q(zq_path), "ye": self.head_e(out.ze), "zq": out.zq, "ze": out.ze, "index": out.index}
+        # the Q-path's derivative in ze is zero: L_Q reaches the concepts only (no `0 * ze` needed here,
+        # the encoder gets its gradient from the E-path)
+        return {"yq": self.head_q(out.zq), "ye": self.head_e(out.ze), "zq": out.zq, "ze": out.ze, "index": out.index}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.path != "q":  # the quantizer's output is not used: skip the nearest-concept search
+            ze = self.qlayer.features(self.encoder(x))
+            return self.head_e(ze) if self.path == "e" else self.head_q(ze)
         out = self.qlayer(self.encoder(x))
-        if self.path == "e":
-            return self.head_e(out.ze)
-        if self.path == "shortcut":
-            return self.head_q(out.ze)
         if self.backward == "identity":  # BPDA: forward z_q exactly, gradient straight through to z_e
             zq = out.zq.detach()
             return self.head_q(bpda(out.ze, lambda _: zq))

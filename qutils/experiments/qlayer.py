@@ -33,7 +33,7 @@ from ..profiles import Profile
 from ..progress import progress as _progress
 from ..train import TrainConfig, best_of_seeds, get_trained
 
-__all__ = ["QLayerConfig", "config_for", "Zoo", "train_zoo", "MAIN", "RAW", "ADV", "VAL_SOURCE", "SOURCE_A",
+__all__ = ["QLayerConfig", "config_for", "Zoo", "train_zoo", "seed_runs", "MAIN", "RAW", "ADV", "VAL_SOURCE", "SOURCE_A",
            "SOURCE_B", "build_model", "clean_rows", "compare_long", "black_box", "white_box", "compare", "PAPER", "distribution_shift", "kl_divergence",
            "concept_usage", "honest", "pick", "claim", "grid_names", "ablation_grid", "compare_grid"]
 
@@ -181,19 +181,35 @@ def train_zoo(cfg: QLayerConfig, profile: Profile, names=MAIN, device=None, prog
         rows.append({"model": name, "seed": seed, "val_clean": max(h["val_clean"] for h in r.history),
                      "best_epoch": r.best_epoch, "from_cache": r.from_cache, "kept": True})
     for name in _progress(list(names), enabled=progress, desc="target models"):
-        s = _spec(name, cfg)
-        if "arch" in s:
-            fn, key = s["arch"], None
-        else:
-            fn = lambda s=s: build_model(name, cfg)  # noqa: E731
-            key = {"arch": "qlayer_cnn", "variant": s["variant"], **s["kwargs"]}
-        seeds = cfg.adv_seeds if s["adv"] else cfg.seeds
-        best, table = best_of_seeds(fn, ds, _tcfg(cfg, adv=s["adv"]), seeds, key=key,
-                                    select_source=models_[VAL_SOURCE], loss_fn=s["loss"], on_epoch_end=s["hook"],
-                                    craft_on=EPath() if s["adv"] and "arch" not in s else None, **kw)
+        fn, tcfg, seeds, tkw = _target_training(name, cfg, models_[VAL_SOURCE])
+        best, table = best_of_seeds(fn, ds, tcfg, seeds, **tkw, **kw)
         models_[name], results[name] = best.model, best
         rows += [{"model": name, **r} for r in table.to_dict("records")]
     return Zoo(models_, pd.DataFrame(rows), results)
+
+
+def _target_training(name: str, cfg: QLayerConfig, val_source: nn.Module):
+    """How :func:`train_zoo` trains target ``name``: (model_fn, TrainConfig, seeds, get_trained kwargs)."""
+    s = _spec(name, cfg)
+    if "arch" in s:
+        fn, key = s["arch"], None
+    else:
+        fn = lambda: build_model(name, cfg)  # noqa: E731
+        key = {"arch": "qlayer_cnn", "variant": s["variant"], **s["kwargs"]}
+    seeds = cfg.adv_seeds if s["adv"] else cfg.seeds
+    return fn, _tcfg(cfg, adv=s["adv"]), seeds, dict(
+        key=key, select_source=val_source, loss_fn=s["loss"], on_epoch_end=s["hook"],
+        craft_on=EPath() if s["adv"] and "arch" not in s else None)
+
+
+def seed_runs(zoo: Zoo, name: str, cfg: QLayerConfig, profile: Profile, device=None, progress: bool = False) -> dict:
+    """Every training run behind ``zoo[name]``, one per seed of ``cfg.seeds`` (``cfg.adv_seeds`` for
+    "+ adv"): {seed: model}, loaded from the checkpoint cache that :func:`train_zoo` filled (trained
+    if missing). ``train_zoo`` keeps the best of them on the validation set; scoring all of them
+    shows how much a table cell owes to the initialisation rather than to the method."""
+    fn, tcfg, seeds, tkw = _target_training(name, cfg, zoo[VAL_SOURCE])
+    return {s: get_trained(fn, cfg.dataset, dataclasses.replace(tcfg, seed=s), profile=profile, device=device,
+                           progress=progress, **tkw).model for s in seeds}
 
 
 # ---------------------------------------------------------------------------------------------
