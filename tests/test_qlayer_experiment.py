@@ -225,3 +225,32 @@ def test_seed_runs_are_the_cached_runs_behind_the_kept_model(tmp_path, monkeypat
     kept = int(zoo.seeds[(zoo.seeds.model == "Q-base") & zoo.seeds.kept].seed.iloc[0])
     same = lambda a, b: all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert same(runs[kept], zoo["Q-base"]) and not same(runs[0], runs[1])
+
+
+def test_black_box_reuses_crafted_examples_only_for_the_same_images():
+    import dataclasses
+
+    torch.manual_seed(0)
+    c = dataclasses.replace(cfg(), eval_images=8, epsilons=(0.1,), bim_steps=2)
+    net = ql.build_model("Q-base", c).eval()
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            calls.append(1)
+            return self.m(x)
+
+    src = Counting(ql.build_model("CNN", c).eval())
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    crafted = {}
+    first = ql.black_box({"Q": net}, {"src": src}, x, y, c, progress=False, crafted=crafted)
+    n = len(calls)
+    again = ql.black_box({"Q again": net}, {"src": src}, x, y, c, progress=False, crafted=crafted)
+    assert len(calls) == n  # the source is not queried again
+    pd.testing.assert_series_equal(first.accuracy, again.accuracy)
+    with pytest.raises(ValueError, match="other images"):
+        ql.black_box({"Q": net}, {"src": src}, x.flip(0), y, c, progress=False, crafted=crafted)

@@ -258,16 +258,26 @@ def clean_rows(targets: dict, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
 
 
 def black_box(targets: dict, sources: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, crafted: dict | None = None) -> pd.DataFrame:
     """Tables 1 and 7 (and 6a): FGSM and BIM at ``cfg.epsilons`` crafted on each of ``sources``
     ({name: model}) and scored on the Q-path and E-path of every target. One row per
-    (target, path, source, attack, eps), plus clean accuracy."""
+    (target, path, source, attack, eps), plus clean accuracy.
+
+    ``crafted``: a dict that keeps the adversarial examples by (source name, attack, images);
+    pass the same dict to a later call to score more targets on the same examples without
+    crafting them again."""
     x, y = x[:cfg.eval_images], y[:cfg.eval_images]
+    crafted = {} if crafted is None else crafted
     paths = {name: _paths(m) for name, m in targets.items()}
     rows = clean_rows(targets, x, y)
     jobs = [(s, a) for s in sources for a in _attacks(cfg, white=False)]
     for sname, attack in _progress(jobs, enabled=progress, desc="black-box"):
-        _, x_adv = robust_accuracy(sources[sname], attack, x, y, return_adv=True)
+        key = (sname, repr(attack), len(x))
+        if key not in crafted:
+            crafted[key] = (x, y, robust_accuracy(sources[sname], attack, x, y, return_adv=True)[1])
+        cx, cy, x_adv = crafted[key]
+        if not (torch.equal(cx, x) and torch.equal(cy, y)):
+            raise ValueError(f"`crafted` holds {sname}'s {attack.name} examples of other images")
         rows += _scored(paths, x_adv, y, attack, "black-box (transfer)", source=sname)
     return pd.DataFrame(rows)
 
