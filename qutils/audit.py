@@ -111,8 +111,6 @@ class AuditReport:
                 f"Robust accuracy to report (worst case): {acc}")
 
 
-
-
 def _fmt(a: Accuracy) -> str:
     lo, hi = a.ci
     return f"{100 * a.value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"

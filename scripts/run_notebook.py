@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
-
-import re
 
 import nbformat
 from nbclient import NotebookClient

@@ -112,10 +112,13 @@ class QLayer(nn.Module):
         """Eq. 2: index of the nearest concept of each head for every projected panel: (K, N, d) -> (K, N)."""
         return self._assign(ze.transpose(0, 1)).t()
 
+    def _stacked(self, index: torch.Tensor) -> torch.Tensor:
+        """(N, K) per-head indices -> rows of the K concept matrices stacked into one (K*nc, d)."""
+        return index + torch.arange(self.heads, device=index.device) * self.nc
+
     def _lookup(self, index: torch.Tensor) -> torch.Tensor:
         """Eq. 3 on (N, K) indices -> (N, K, d), one gather in the stacked concept matrices."""
-        offset = torch.arange(self.heads, device=index.device) * self.nc
-        return F.embedding(index + offset, self.concepts.reshape(self.heads * self.nc, self.d))
+        return F.embedding(self._stacked(index), self.concepts.reshape(self.heads * self.nc, self.d))
 
     def lookup(self, index: torch.Tensor) -> torch.Tensor:
         """Eq. 3: ``I Q`` -- rows of the concept matrices, (K, N) -> (K, N, d); differentiable in the concepts only."""
@@ -139,8 +142,7 @@ class QLayer(nn.Module):
         index = self._assign(ze)
         zq = self._lookup(index)
         if self.training:
-            offset = torch.arange(self.heads, device=index.device) * self.nc
-            self.usage += torch.bincount((index + offset).flatten(), minlength=self.heads * self.nc).view_as(self.usage)
+            self.usage += torch.bincount(self._stacked(index).flatten(), minlength=self.usage.numel()).view_as(self.usage)
         return QLayerOutput(self._unpanel(zq, z), self._unpanel(ze, z), index.t().contiguous())
 
     # -- section 3.5 ----------------------------------------------------------------------------
