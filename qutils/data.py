@@ -112,11 +112,14 @@ class TensorData:
                 f"shape={tuple(self.x.shape[1:])}, {kind})")
 
     def subset(self, n: int | None, seed: int = 0) -> "TensorData":
-        """A fixed random subset of ``n`` examples (all of them if ``n`` is None or too big)."""
-        if n is None or n >= len(self):
+        """A fixed random subset of ``n`` examples (all of them if ``n`` is None or ``len(self)``).
+        Asking for more examples than the split has is an error, not a silent cap."""
+        if n is None or n == len(self):
             return self
-        if n <= 0:
-            raise ValueError(f"subset size must be positive, got {n}")
+        if isinstance(n, bool) or int(n) != n or n <= 0:
+            raise ValueError(f"subset size must be a positive integer, got {n!r}")
+        if n > len(self):
+            raise ValueError(f"asked for {n} examples of {self.name} {self.split}, which has only {len(self)}")
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(self), generator=g)[:n].sort().values
         return TensorData(self.x[idx], self.y[idx], self.name, self.split, self.synthetic,

@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 from scipy.stats import norm as _normal
 
-from .attacks.base import Attack, check_inputs
+from .attacks.base import Attack, check_batch, check_inputs
 
-__all__ = ["wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",
+__all__ = ["check_batch", "wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",
            "robust_accuracy", "worst_case", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
 
 
@@ -114,7 +114,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> Accuracy:
     """Clean accuracy with its confidence interval."""
-    check_inputs(x, y)
+    check_batch(model, x, y)
     correct = int((predict(model, x, batch_size) == y.cpu()).sum())
     return Accuracy(correct, len(y))
 
@@ -136,7 +136,7 @@ def robust_accuracy(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.
 
     if not isinstance(attack, Attack):
         raise ValueError(f"attack must be a qutils Attack, got {type(attack).__name__}")
-    check_inputs(x, y)
+    check_batch(model, x, y)
     if source is not None:
         attack = Transfer(attack, source)
     dev = _device_of(model)

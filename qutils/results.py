@@ -71,7 +71,11 @@ class Results:
         return rec
 
     def add_table(self, name: str, frame) -> None:
-        """Record a table (a pandas DataFrame or a list of dicts), e.g. a figure's source data."""
+        """Record a table (a pandas DataFrame or a list of dicts), e.g. a figure's source data. Each
+        name is written once: a second table under the same name would overwrite the first."""
+        if name in self.tables:
+            raise ValueError(f"a table named {name!r} is already recorded for {self.chapter}; give each table its "
+                             "own name (the second would overwrite the first in the results file)")
         rows = frame.to_dict(orient="records") if hasattr(frame, "to_dict") else list(frame)
         self.tables[name] = rows
 

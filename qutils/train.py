@@ -34,7 +34,7 @@ from .profiles import Profile, get_device, get_profile
 from .progress import progress as _progress
 from .utils import seed_everything
 
-__all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained",
+__all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained", "cache_key_of",
            "best_of_seeds", "state_fingerprint"]
 
 OPTIMIZERS = ("adam", "radam", "sgd")
@@ -219,6 +219,20 @@ def state_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_key_of(fn: Callable, what: str = "callable") -> str:
+    """The explicit ``cache_key`` string of a loss or hook, which names it and its settings in the
+    checkpoint cache's key. There is no fallback on names: a lambda is ``"<lambda>"``, a
+    ``functools.partial`` or a callable instance has no name, and two of them with other settings
+    would share one checkpoint. Set ``fn.cache_key = "my_loss(sigma=0.3)"`` (or an attribute in
+    ``__init__``) instead."""
+    key = getattr(fn, "cache_key", None)
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"{what} {fn!r} has no `cache_key` string: give it one that names it and its settings, "
+                         "e.g. fn.cache_key = 'my_loss(sigma=0.3)', so the checkpoint cache cannot mix it up with "
+                         "another loss or hook")
+    return key
+
+
 def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: TrainConfig | None = None,
                 profile: Profile | None = None, key: dict | None = None,
                 select_source: nn.Module | None = None, device: torch.device | None = None,
@@ -258,12 +272,12 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
         "train": dataclasses.asdict(cfg),
         "select_source": state_fingerprint(select_source) if select_source is not None else None,
         # a loss with settings (e.g. a noise level) names them in `cache_key`
-        "loss": (getattr(loss_fn, "cache_key", None) or getattr(loss_fn, "__qualname__", None)) if loss_fn else None,
+        "loss": cache_key_of(loss_fn, "loss_fn") if loss_fn else None,
     }
     if on_epoch_end is not None:  # only in the key when used, so existing checkpoints stay valid
-        config["on_epoch_end"] = getattr(on_epoch_end, "cache_key", None) or getattr(on_epoch_end, "__qualname__", None)
+        config["on_epoch_end"] = cache_key_of(on_epoch_end, "on_epoch_end")
     if craft_on is not None and (cfg.adv != "none" or (cfg.select == "mixed" and select_source is None)):
-        config["craft_on"] = getattr(craft_on, "cache_key", None) or getattr(craft_on, "__qualname__", None)
+        config["craft_on"] = cache_key_of(craft_on, "craft_on")
     device = device or get_device()
     seed_everything(cfg.seed)  # the initial weights follow the training seed
     model = model_fn()

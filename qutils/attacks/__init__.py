@@ -3,13 +3,15 @@
 >>> from qutils.attacks import PGD
 >>> x_adv = PGD(eps=0.3, steps=40)(model, x, y)
 
-White-box gradient attacks: FGSM, BIM, PGD (Linf, L2), CWLinf, CWL2, DeepFool, JSMA.
+White-box gradient attacks: FGSM, BIM, PGD (Linf, L2), APGD-CE/DLR and APGD-T (AutoAttack's), CWLinf,
+CWL2, DeepFool, JSMA.
 Score-based black-box: ZOO, Square. Decision-based black-box: HopSkipJump, Boundary (foolbox).
 Transfer and adaptive (BPDA) attacks wrap any of them; ``eot=n`` averages gradients over a
 stochastic defense's randomness.
 """
 from .base import (Attack, MinimizationAttack, Norm, ThreatModel, all_targets, check_eps, check_inputs, margin,
                    norms, project, random_targets)
+from .apgd import APGD, APGDT
 from .bpda import BPDA, bpda
 from .cw import CWL2
 from .deepfool import DeepFool
@@ -21,7 +23,7 @@ from .square import Square
 from .wrappers import Adaptive, Transfer
 from .zoo import ZOO
 
-ATTACKS = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
+ATTACKS = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "apgd": APGD, "apgd-t": APGDT, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
            "jsma": JSMA, "zoo": ZOO, "square": Square, "hopskipjump": HopSkipJump, "boundary": Boundary}
 
 
@@ -33,7 +35,7 @@ def make(name: str, **kwargs) -> Attack:
     return ATTACKS[key](**kwargs)
 
 
-__all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "CWLinf", "CWL2",
+__all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
            "DeepFool", "JSMA", "ZOO", "Square", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
            "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
            "margin", "norms", "project"]

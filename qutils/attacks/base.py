@@ -15,7 +15,8 @@ import math
 import torch
 import torch.nn as nn
 
-__all__ = ["ThreatModel", "Norm", "Attack", "MinimizationAttack", "check_inputs", "check_eps", "check_int",
+__all__ = ["ThreatModel", "Norm", "Attack", "MinimizationAttack", "check_inputs", "check_batch", "num_classes",
+           "check_eps", "check_int",
            "margin", "project", "norms", "as_norm", "random_targets", "all_targets", "binary_search_consts"]
 
 
@@ -69,15 +70,22 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return true - other
 
 
-def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-    """Raise ``ValueError`` unless ``x`` is an NCHW float batch in [0, 1] and ``y`` matches it."""
+def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, num_classes: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``x`` is a non-empty NCHW float batch of finite pixels in [0, 1]
+    and ``y`` holds one integer label per image, each in ``[0, num_classes)`` (when given)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"x must be a float tensor with pixels in [0, 1], got dtype {x.dtype}")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if len(x) == 0 or x.numel() == 0:
+        raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}): there is nothing to classify or attack")
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).flatten(1).any(1).sum())
+        raise ValueError(f"x has NaN or infinite pixels in {bad} of {len(x)} images; every pixel must be in [0, 1]")
+    if x.min() < 0 or x.max() > 1:
         raise ValueError(
             f"x must have pixels in [0, 1], got range [{x.min().item():.3g}, {x.max().item():.3g}]; "
             "normalise inside the model, not before the attack"
@@ -88,6 +96,31 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None) -> None:
             raise ValueError(f"y must be a 1-D label tensor of length {len(x)}, got {shape}")
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or (num_classes is not None and hi >= num_classes):
+            span = f"[0, {num_classes})" if num_classes is not None else "non-negative"
+            raise ValueError(f"labels must be {span}, got labels from {lo} to {hi}")
+
+
+def num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """The number of classes ``model`` outputs (one forward pass on the first image, no gradient)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            dev = next((p.device for p in model.parameters()), x.device)
+            out = model(x[:1].to(dev))
+    finally:
+        model.train(was)
+    if out.ndim != 2:
+        raise ValueError(f"the model must return logits of shape (N, classes), got {tuple(out.shape)}")
+    return int(out.shape[1])
+
+
+def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """:func:`check_inputs` with the labels checked against the classes ``model`` outputs."""
+    check_inputs(x, y)
+    check_inputs(x, y, num_classes(model, x))
 
 
 def as_norm(norm, allowed=(Norm.LINF, Norm.L2), who: str = "this attack") -> Norm:
@@ -234,7 +267,7 @@ class Attack:
 
     # -- running -----------------------------------------------------------------------
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        check_inputs(x, y)
+        check_batch(model, x, y)
         was_training = model.training
         model.eval()
         try:

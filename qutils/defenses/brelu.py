@@ -16,7 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["BoundedReLU", "GaussianAugmentation", "brelu_cnn"]
+from .protocol import Baseline
+
+__all__ = ["BoundedReLU", "GaussianAugmentation", "brelu_cnn", "BReLUGDA"]
 
 
 class BoundedReLU(nn.Module):
@@ -60,3 +62,11 @@ def brelu_cnn(arch: str = "cleverhans_cnn", t: float = 1.0, **build_kwargs) -> n
 
     BoundedReLU(t)  # validate t once, with a clear error
     return build(arch, activation=lambda: BoundedReLU(t), **build_kwargs)
+
+
+class BReLUGDA(Baseline):
+    """The defense protocol for a BReLU network trained with Gaussian augmentation: deployed as it
+    is, attacked through its own gradient (every layer is differentiable almost everywhere)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__(model, reference="BReLU + GDA (Zantedeschi, Nicolae & Rawat 2017)")

@@ -37,12 +37,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
+from .protocol import AttackView, Defense, check_backward, check_choice
 
 __all__ = ["QLayer", "QLayerOutput", "QLayerNet", "QLayerLoss", "InactiveConceptUpdate", "EPath", "qlayer_cnn",
-           "PATHS", "BACKWARDS"]
+           "PATHS"]
 
 PATHS = ("q", "e", "shortcut")
-BACKWARDS = ("auto", "identity")
 
 
 @dataclass
@@ -199,14 +199,19 @@ class QLayer(nn.Module):
         return f"channels={self.d}, heads={self.heads}, concepts={self.nc}, project={self.project}"
 
 
-class QLayerNet(nn.Module):
+class QLayerNet(nn.Module, Defense):
     """Encoder -> Q-Layer -> ``head_q`` (Q-path) and ``head_e`` (E-path; the same module when shared).
 
     ``forward`` returns the logits of ``path``: ``"q"`` (what the paper reports), ``"e"`` or
     ``"shortcut"`` (eq. 9: ``head_q`` applied to the non-quantized features). With
     ``backward="identity"`` the Q-path passes the gradient straight through the nearest-concept
     step to ``z_e`` (BPDA); with ``"auto"`` its input gradient is exactly zero.
+
+    The defense protocol: deployed as the Q-path; attacked through the E-path (the paper's white-box
+    attack), the eq.-9 shortcut and the straight-through Q-path; deterministic at test time.
     """
+
+    reference = "Q-Layer (ICLR 2020 submission), sections 3.1-3.5 and eq. 9"
 
     def __init__(self, encoder: nn.Module, qlayer: QLayer, head_q: nn.Module, head_e: nn.Module | None = None,
                  path: str = "q", backward: str = "auto"):
@@ -217,10 +222,8 @@ class QLayerNet(nn.Module):
         self._set(path, backward)
 
     def _set(self, path, backward):
-        if path not in PATHS:
-            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-        if backward not in BACKWARDS:
-            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        check_choice(path, PATHS, "path")
+        check_backward(backward, ("auto", "identity"))
         if backward != "auto" and path != "q":
             raise ValueError("a straight-through backward pass applies to the Q-path (path='q')")
         self.path, self.backward = path, backward
@@ -247,6 +250,19 @@ class QLayerNet(nn.Module):
         new = copy.copy(self)
         new._set(path, backward)
         return new
+
+    def deployed(self) -> "QLayerNet":
+        return self.view("q")
+
+    def attack_views(self) -> dict[str, AttackView]:
+        return {
+            "E-path": AttackView(self.view("e"), "alternative path",
+                                 "the non-quantized path N_E(z_e): the paper's white-box attack"),
+            "shortcut (eq. 9)": AttackView(self.view("shortcut"), "shortcut",
+                                           "N_Q(z_e): the Q-path's network with the quantizer skipped"),
+            "straight-through": AttackView(self.view("q", "identity"), "straight-through",
+                                           "the exact Q-path forward, identity gradient through the nearest-concept step"),
+        }
 
 
 class QLayerLoss:

@@ -36,13 +36,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
+from .protocol import AttackView, check_backward, check_choice
 from .squeeze import InputTransformModel
 
 __all__ = ["constant_thresholds", "QuantizationLayer", "QuSecNet", "constant_quantization",
-           "variable_quantization", "qusecnets_cost", "qusecnets_loss", "MODES", "BACKWARDS"]
+           "variable_quantization", "qusecnets_cost", "qusecnets_loss", "MODES"]
 
 MODES = ("soft", "hard")
-BACKWARDS = ("auto", "identity", "sigmoid")
 
 
 def constant_thresholds(levels: int) -> torch.Tensor:
@@ -102,10 +102,8 @@ class QuantizationLayer(nn.Module):
             self.register_buffer("fixed_thresholds", t.expand(-1, *(self.shape or ())).clone())
 
     def _set_modes(self, mode, backward, backward_z):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if backward not in BACKWARDS:
-            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        check_choice(mode, MODES, "mode")
+        check_backward(backward)
         if backward != "auto" and mode != "hard":
             raise ValueError("a BPDA backward rule replaces the gradient of the hard mode; use mode='hard'")
         self.mode, self.backward = mode, backward
@@ -164,7 +162,16 @@ class QuantizationLayer(nn.Module):
 
 
 class QuSecNet(InputTransformModel):
-    """``classifier(quantizer(x))``: the defended network of the paper's figure 2."""
+    """``classifier(quantizer(x))``: the defended network of the paper's figure 2.
+
+    The defense protocol: deployed **exactly quantized** (hard mode: the limit of the paper's steep
+    sigmoid, whose input gradient is then exactly zero); attacked through the soft layer the paper
+    trains with, the straight-through quantizer and a sigmoid backward pass of steepness
+    :attr:`bpda_z`; deterministic at test time.
+    """
+
+    reference = "QuSecNets (Ali et al. 2018), section III, eq. 1"
+    bpda_z: float = 10.0  #: steepness of the sigmoid backward pass (BPDA): the book's choice
 
     def __init__(self, quantizer: QuantizationLayer, classifier: nn.Module, check: bool = True):
         if not isinstance(quantizer, QuantizationLayer):
@@ -183,6 +190,20 @@ class QuSecNet(InputTransformModel):
         new._modules = dict(self._modules)
         new._modules["transform"] = self.quantizer.view(mode, backward, backward_z)
         return new
+
+    def deployed(self) -> "QuSecNet":
+        return self.view("hard")
+
+    def attack_views(self) -> dict[str, AttackView]:
+        return {
+            "soft layer": AttackView(self.view("soft"), "smooth",
+                                     f"the sigmoid layer the paper trains (z={self.quantizer.z:g})"),
+            "straight-through": AttackView(self.view("hard", "identity"), "straight-through",
+                                           "exact quantization forward, identity backward"),
+            f"sigmoid z={self.bpda_z:g}": AttackView(self.view("hard", "sigmoid", self.bpda_z), "smooth",
+                                                    f"exact quantization forward, sigmoid (z={self.bpda_z:g}) backward",
+                                                    same_forward=True),
+        }
 
 
 def constant_quantization(levels: int = 2, z: float = 50.0, mode: str = "soft") -> QuantizationLayer:

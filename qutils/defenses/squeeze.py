@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 
 from ..attacks.base import check_inputs
+from ..attacks.bpda import BPDA
+from .protocol import AttackView, Defense
 
 __all__ = ["BitDepthReduction", "MedianSmoothing", "InputTransformModel"]
 
@@ -74,8 +76,15 @@ class MedianSmoothing(nn.Module):
         return f"size={self.size}"
 
 
-class InputTransformModel(nn.Module):
-    """``model(transform(x))``: a classifier defended by an input transformation."""
+class InputTransformModel(nn.Module, Defense):
+    """``model(transform(x))``: a classifier defended by an input transformation.
+
+    The defense protocol: deployed as it is; a rounding transform (:class:`BitDepthReduction`) is
+    attacked with its straight-through estimator (BPDA), a differentiable one (median smoothing)
+    through its own gradient.
+    """
+
+    reference = "feature squeezing (Xu, Evans & Qi 2018)"
 
     def __init__(self, transform: nn.Module, model: nn.Module, check: bool = True):
         super().__init__()
@@ -87,3 +96,12 @@ class InputTransformModel(nn.Module):
         if self.check:
             check_inputs(x)
         return self.model(self.transform(x))
+
+    def deployed(self) -> "InputTransformModel":
+        return self
+
+    def attack_views(self) -> dict[str, AttackView]:
+        if isinstance(self.transform, BitDepthReduction):
+            bpda = InputTransformModel(BPDA(self.transform), self.model, self.check).train(self.training)
+            return {"straight-through": AttackView(bpda, "straight-through", "rounding forward, identity backward")}
+        return {"autograd": AttackView(self, "autograd", f"the gradient through {type(self.transform).__name__}")}

@@ -1,0 +1,232 @@
+"""The claims registry: every quantitative claim of the five papers as data, each joined with our
+number under the paper's protocol and our adaptive worst case, and a status.
+
+A :class:`Claim` is what a paper says (paper, table or figure, dataset, model, attack, epsilon,
+steps, the paper's value). A chapter measures it and records a :class:`ClaimRecord` in a
+:class:`Ledger`; the ledger goes into the chapter's results file (``results/<chapter>.json``,
+table ``"claims"``), and the side-by-side chapter reads every chapter's ledger with
+:func:`load_ledgers`.
+
+**The status rule**, stated once (:data:`RULE`):
+
+* *reproduced* -- the paper's value lies inside our 95% interval under the paper's protocol, or
+  inside the range of values our training seeds gave (``seed_range``);
+* *reproduced, broken by the adaptive attack* -- reproduced, and our adaptive worst case is
+  significantly lower than our number under the paper's protocol (95% intervals apart);
+* *not reproduced* -- measured, and the paper's value lies outside both;
+* *not runnable here (data)* -- the claim is on a dataset with no offline source (CIFAR-10, SVHN);
+  it runs in the ``full`` profile when a reader has the data;
+* *not measured yet* -- no chapter has measured it; the record says why (``reason``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import data as qdata
+from .evaluate import Accuracy, significantly_lower
+
+__all__ = ["PAPERS", "STATUSES", "RULE", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of", "load_ledgers"]
+
+#: the five papers, by the key a claim uses
+PAPERS = {
+    "qusecnets": "QuSecNets (Ali et al. 2018)",
+    "dqa": "DQA (Rakin et al. 2018)",
+    "sqa": "SQA (ICLR 2019 submission)",
+    "qlayer": "Q-Layer (ICLR 2020 submission)",
+    "gcln": "GCLN (ICLR 2020 submission)",
+}
+REPRODUCED = "reproduced"
+BROKEN = "reproduced, broken by the adaptive attack"
+NOT_REPRODUCED = "not reproduced"
+NO_DATA = "not runnable here (data)"
+NOT_MEASURED = "not measured yet"
+STATUSES = (REPRODUCED, BROKEN, NOT_REPRODUCED, NO_DATA, NOT_MEASURED)
+#: datasets with no offline source on the machines that build this book
+OFFLINE_UNAVAILABLE = ("cifar10", "svhn")
+RULE = ("A claim is reproduced when the paper's value lies inside our 95% confidence interval under the paper's "
+        "protocol, or inside the range our training seeds gave; it is broken by the adaptive attack when it is "
+        "reproduced and our adaptive worst case is significantly lower (the two 95% intervals do not overlap); "
+        "otherwise it is not reproduced. Claims on CIFAR-10 and SVHN are not runnable here (no offline data).")
+
+
+def _finite(v, what: str) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {v!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number, got {v}")
+    return v
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One number a paper reports. ``value`` is in ``unit`` (default: accuracy in percent)."""
+
+    paper: str  #: a key of :data:`PAPERS`
+    source: str  #: where the paper says it: "table 1a", "figure 9", "section V"
+    dataset: str
+    model: str
+    attack: str  #: "none" for clean accuracy
+    value: float
+    threat_model: str = "white-box"
+    eps: float | None = None
+    steps: int | None = None
+    unit: str = "%"
+    note: str = ""
+
+    def __post_init__(self):
+        if self.paper not in PAPERS:
+            raise ValueError(f"unknown paper {self.paper!r}; expected one of {sorted(PAPERS)}")
+        for name in ("source", "model", "attack"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                raise ValueError(f"a claim needs a non-empty {name} (got {v!r}): say where the paper reports it")
+        if self.value is None:
+            raise ValueError("a claim needs the paper's value")
+        object.__setattr__(self, "value", _finite(self.value, "the paper's value"))
+        object.__setattr__(self, "dataset", qdata.canonical_name(self.dataset))
+        if self.eps is not None:
+            eps = _finite(self.eps, "eps")
+            if eps < 0:
+                raise ValueError(f"eps must be >= 0, got {eps}")
+            object.__setattr__(self, "eps", eps)
+        if self.unit == "%" and not 0 <= self.value <= 100:
+            raise ValueError(f"an accuracy in percent must be in [0, 100], got {self.value}")
+
+    @property
+    def key(self) -> str:
+        """A unique, readable identifier: paper, source, dataset, model, attack, threat model, epsilon."""
+        eps = "" if self.eps is None else f" eps={self.eps:g}"
+        return f"{self.paper} | {self.source} | {self.dataset} | {self.model} | {self.attack} ({self.threat_model}{eps})"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured number with its 95% interval, in the claim's unit."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int | None = None
+    what: str = ""
+
+    @classmethod
+    def of(cls, acc: "Accuracy | Estimate | None"):
+        """An :class:`~qutils.evaluate.Accuracy` in percent (with its Wilson interval), or as it is."""
+        if acc is None or isinstance(acc, Estimate):
+            return acc
+        if not isinstance(acc, Accuracy):
+            raise ValueError(f"expected an Accuracy or an Estimate, got {type(acc).__name__}")
+        lo, hi = acc.ci
+        what = acc.attack if acc.attack == "none" else (
+            f"{acc.attack} ({acc.threat_model}, {acc.norm}, eps={acc.eps:g}, {acc.steps} steps)")
+        return cls(100 * acc.value, 100 * lo, 100 * hi, acc.n, what)
+
+    def contains(self, v: float) -> bool:
+        return self.ci_low - 1e-9 <= v <= self.ci_high + 1e-9
+
+
+def status_of(claim: Claim, ours=None, adaptive=None, seed_range: tuple[float, float] | None = None) -> str:
+    """The status of ``claim`` given our number under its protocol (``ours``), our adaptive worst case
+    and the range over our training seeds (in the claim's unit), by :data:`RULE`."""
+    ours, adaptive = Estimate.of(ours), Estimate.of(adaptive)
+    if ours is None:
+        return NO_DATA if claim.dataset in OFFLINE_UNAVAILABLE else NOT_MEASURED
+    in_seeds = seed_range is not None and min(seed_range) - 1e-9 <= claim.value <= max(seed_range) + 1e-9
+    if not (ours.contains(claim.value) or in_seeds):
+        return NOT_REPRODUCED
+    if adaptive is not None and adaptive.ci_high < ours.ci_low:
+        return BROKEN
+    return REPRODUCED
+
+
+@dataclass
+class ClaimRecord:
+    claim: Claim
+    ours: Estimate | None = None
+    adaptive: Estimate | None = None
+    seed_range: tuple[float, float] | None = None
+    reason: str = ""
+    section: str = ""  #: the chapter section that measured it (a page anchor), for links
+
+    @property
+    def status(self) -> str:
+        return status_of(self.claim, self.ours, self.adaptive, self.seed_range)
+
+    def row(self) -> dict:
+        c = self.claim
+        r = {"key": c.key, "paper": c.paper, "source": c.source, "dataset": c.dataset, "model": c.model,
+             "attack": c.attack, "threat_model": c.threat_model, "eps": c.eps, "steps": c.steps, "unit": c.unit,
+             "paper_value": c.value, "status": self.status, "reason": self.reason, "section": self.section}
+        for name in ("ours", "adaptive"):
+            e = getattr(self, name)
+            r.update({name: None if e is None else e.value, f"{name}_ci_low": None if e is None else e.ci_low,
+                      f"{name}_ci_high": None if e is None else e.ci_high, f"{name}_n": None if e is None else e.n,
+                      f"{name}_setting": "" if e is None else e.what})
+        r["seed_min"], r["seed_max"] = (None, None) if self.seed_range is None else (min(self.seed_range),
+                                                                                      max(self.seed_range))
+        return r
+
+
+class Ledger:
+    """The claims of one chapter: register them, record what was measured, write them out."""
+
+    def __init__(self, claims=()):
+        self.records: dict[str, ClaimRecord] = {}
+        for c in claims:
+            self.add(c)
+
+    def add(self, claim: Claim) -> Claim:
+        if not isinstance(claim, Claim):
+            raise ValueError(f"expected a Claim, got {type(claim).__name__}")
+        if claim.key in self.records:
+            raise ValueError(f"claim registered twice: {claim.key}")
+        self.records[claim.key] = ClaimRecord(claim)
+        return claim
+
+    def record(self, claim: Claim | str, ours=None, adaptive=None, seed_range=None, reason: str = "",
+               section: str = "") -> ClaimRecord:
+        """Join a registered claim with our measurements (Accuracy or Estimate objects)."""
+        key = claim.key if isinstance(claim, Claim) else str(claim)
+        if key not in self.records:
+            raise ValueError(f"no such claim registered: {key}")
+        if seed_range is not None:
+            seed_range = (_finite(min(seed_range), "seed_range"), _finite(max(seed_range), "seed_range"))
+        rec = ClaimRecord(self.records[key].claim, Estimate.of(ours), Estimate.of(adaptive), seed_range, reason,
+                          section)
+        if rec.status == NOT_MEASURED and not reason:
+            raise ValueError(f"{key}: a claim left unmeasured needs a reason")
+        self.records[key] = rec
+        return rec
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([r.row() for r in self.records.values()])
+
+    def counts(self):
+        """Claims per status (every status listed, zeros included)."""
+        df = self.frame()
+        return {s: int((df["status"] == s).sum()) if len(df) else 0 for s in STATUSES}
+
+    def save(self, results) -> None:
+        """Add the ledger to a chapter's :class:`~qutils.results.Results` as its ``"claims"`` table."""
+        results.add_table("claims", self.frame())
+
+
+def load_ledgers(chapters=None):
+    """Every chapter's claims from ``results/`` as one DataFrame (with a ``chapter`` column)."""
+    import pandas as pd
+
+    from .results import load_results, results_dir
+
+    names = chapters or sorted(p.stem for p in results_dir().glob("*.json"))
+    frames = []
+    for name in names:
+        res = load_results(name)
+        rows = res.get("tables", {}).get("claims")
+        if rows and "status" in rows[0]:
+            frames.append(pd.DataFrame(rows).assign(chapter=name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,116 @@
+"""The defense protocol: what every defended model tells an evaluator.
+
+A defense paper reports one model; an adaptive attacker needs to know more about it. Every
+defense of the book answers the same four questions, so one evaluation
+(:func:`qutils.cascade.adaptive_evaluation`) can attack all of them the same way:
+
+* **How is it deployed?** :meth:`Defense.deployed` is the model the paper reports numbers for:
+  the one whose predictions count.
+* **Which differentiable views should an attacker use?** :meth:`Defense.attack_views` names
+  models that compute the same function as the deployed one (or an approximation of it) but have
+  a usable gradient: a straight-through backward pass through a quantizer (BPDA), the gradient of
+  a smooth approximation, an alternative path of the network (the Q-Layer's E-path), a shortcut.
+  Each is an :class:`AttackView` with its ``kind``, so a table can say how a number was obtained.
+* **Is it random at test time?** :attr:`Defense.random`; then gradients are averaged over the
+  randomness (EOT, Athalye et al. 2018) and robust accuracy is counted on one fresh draw per image.
+* **Which paper and section does it implement?** :attr:`Defense.reference`.
+
+Backward rules of a quantizer (:data:`BACKWARDS`), checked in one place (:func:`check_backward`):
+``"auto"`` (autograd of the exact forward pass: the true, usually zero, gradient), ``"identity"``
+(straight-through BPDA) and ``"sigmoid"`` (BPDA with the derivative of a sigmoid staircase).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+__all__ = ["BACKWARDS", "VIEW_KINDS", "check_backward", "check_choice", "AttackView", "Defense", "Baseline",
+           "as_defense"]
+
+BACKWARDS = ("auto", "identity", "sigmoid")
+#: what an attack view is, for tables: the deployed model's own gradient, a straight-through or smooth
+#: backward pass (BPDA), another path or a shortcut of the network, or a smooth stand-in model
+VIEW_KINDS = ("autograd", "straight-through", "smooth", "alternative path", "shortcut")
+
+
+def check_choice(value, allowed, name: str):
+    """``value`` if it is one of ``allowed``; otherwise a ``ValueError`` naming the choices."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
+def check_backward(backward: str, allowed=BACKWARDS) -> str:
+    """One check for every quantizer's ``backward`` argument."""
+    return check_choice(backward, allowed, "backward")
+
+
+@dataclass(frozen=True)
+class AttackView:
+    """A differentiable stand-in for the deployed model: what an adaptive attacker takes gradients of."""
+
+    model: nn.Module
+    kind: str
+    description: str = ""
+    #: True if the view's forward pass is exactly the deployed model's (only its backward differs, as
+    #: in BPDA): an attack on it can then stop on an image as soon as the deployed model is fooled.
+    #: Default: True for "autograd" and "straight-through" views, False otherwise.
+    same_forward: bool | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.model, nn.Module):
+            raise ValueError(f"an attack view's model must be an nn.Module, got {type(self.model).__name__}")
+        check_choice(self.kind, VIEW_KINDS, "kind")
+        if self.same_forward is None:
+            object.__setattr__(self, "same_forward", self.kind in ("autograd", "straight-through"))
+
+
+class Defense(abc.ABC):
+    """The protocol. A defense sets :attr:`reference` (paper and section) and :attr:`random`, and
+    implements :meth:`deployed` and :meth:`attack_views`."""
+
+    #: paper and section this class implements, e.g. ``"QuSecNets (Ali et al. 2018), section III"``
+    reference: str = ""
+    #: True if the deployed model draws random numbers at test time (EOT applies)
+    random: bool = False
+
+    @abc.abstractmethod
+    def deployed(self) -> nn.Module:
+        """The model as the paper deploys and reports it."""
+
+    @abc.abstractmethod
+    def attack_views(self) -> dict[str, AttackView]:
+        """``{label: AttackView}``: the views an adaptive attacker should take gradients of, the
+        most faithful first. Views of kind ``"autograd"`` are the deployed model itself."""
+
+    def describe(self) -> str:
+        views = ", ".join(f"{k} ({v.kind})" for k, v in self.attack_views().items())
+        return (f"{type(self).__name__}: {self.reference or 'no reference'}; "
+                f"{'random' if self.random else 'deterministic'} at test time; attack views: {views}")
+
+
+class Baseline(Defense):
+    """A model with no defense mechanism of its own (an undefended or adversarially trained CNN,
+    BReLU + Gaussian augmentation): deployed as it is, attacked through its own gradient."""
+
+    def __init__(self, model: nn.Module, reference: str = "no defense", random: bool = False):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+        self.model, self.reference, self.random = model, reference, bool(random)
+
+    def deployed(self) -> nn.Module:
+        return self.model
+
+    def attack_views(self) -> dict[str, AttackView]:
+        return {"autograd": AttackView(self.model, "autograd", "the model's own gradient")}
+
+
+def as_defense(model) -> Defense:
+    """``model`` itself if it implements the protocol, else a :class:`Baseline` around it."""
+    if isinstance(model, Defense):
+        return model
+    if isinstance(model, nn.Module):
+        return Baseline(model)
+    raise ValueError(f"expected a Defense or an nn.Module, got {type(model).__name__}")

@@ -1,0 +1,108 @@
+"""How the book prints numbers and tables: one place, so every chapter reads the same.
+
+* :func:`acc` -- an accuracy as ``"97.5 [96.4, 98.3]"`` (percent, one decimal, the 95% interval);
+  :func:`cell` the same from a value and its interval (fractions or percent);
+* :func:`paper_vs_ours` -- ``"52.7 | 8.5 [6.9, 10.4]"`` cells: the paper's number next to ours;
+* :func:`show` -- a DataFrame formatted for the page: no index column, percentages with one
+  decimal, epsilons as ``0.3`` (never ``3.0e-01``), nothing shown as NaN or None, long text wrapped;
+* :func:`glue` -- a value (or figure) handed to myst-nb's ``glue`` so prose quotes it, never types it.
+"""
+from __future__ import annotations
+
+import math
+
+from .evaluate import Accuracy
+
+__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "glue", "EMPTY"]
+
+EMPTY = "–"  #: what a table shows where a number does not apply
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def pct(v, digits: int = 1) -> str:
+    """A fraction in [0, 1] as a percentage string, ``EMPTY`` if missing."""
+    return EMPTY if _missing(v) else f"{100 * float(v):.{digits}f}"
+
+
+def cell(value, ci_low=None, ci_high=None, percent: bool = False, digits: int = 1) -> str:
+    """``"97.5 [96.4, 98.3]"``: a value with its 95% interval. Fractions unless ``percent``."""
+    if _missing(value):
+        return EMPTY
+    f = (lambda v: f"{float(v):.{digits}f}") if percent else (lambda v: pct(v, digits))
+    if _missing(ci_low) or _missing(ci_high):
+        return f(value)
+    return f"{f(value)} [{f(ci_low)}, {f(ci_high)}]"
+
+
+def acc(a: Accuracy | None, n: bool = False) -> str:
+    """An :class:`~qutils.evaluate.Accuracy` as ``"97.5 [96.4, 98.3]"`` (``n=True``: ``"... (n=1000)"``)."""
+    if a is None:
+        return EMPTY
+    if not isinstance(a, Accuracy):
+        raise ValueError(f"expected an Accuracy, got {type(a).__name__}")
+    s = cell(a.value, *a.ci)
+    return f"{s} (n={a.n})" if n else s
+
+
+def paper_vs_ours(paper, ours) -> str:
+    """The paper's number (percent) and ours (an Accuracy, or a row with accuracy and interval)."""
+    p = EMPTY if _missing(paper) else f"{float(paper):g}"
+    if isinstance(ours, Accuracy):
+        o = acc(ours)
+    elif ours is None:
+        o = EMPTY
+    else:
+        o = cell(ours["accuracy"], ours["ci_low"], ours["ci_high"])
+    return f"{p} | {o}"
+
+
+def show(df, percent=(), intervals=None, eps=("eps",), wrap: int | None = 40, columns=None, rename=None):
+    """A DataFrame ready for the page, as a pandas Styler without the index.
+
+    ``percent``: columns of fractions shown as percentages; ``intervals``: ``{new column: (value,
+    low, high)}`` merged into one ``"v [lo, hi]"`` column (the three are dropped); ``eps``: columns
+    printed with ``:g``; ``wrap``: longest text before a cell wraps (CSS, so the table stays inside
+    the text column); ``columns``: the columns to keep, in order; ``rename``: new headers.
+    """
+    df = df.copy()
+    for new, (v, lo, hi) in (intervals or {}).items():
+        df[new] = [cell(a, b, c) for a, b, c in zip(df[v], df[lo], df[hi])]
+        df = df.drop(columns=[c for c in (v, lo, hi) if c != new])
+    if columns is not None:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"no columns {missing}; the table has {list(df.columns)}")
+        df = df[list(columns)]
+    fmt = {}
+    for c in df.columns:
+        if c in percent:
+            fmt[c] = pct
+        elif c in eps:
+            fmt[c] = lambda v: EMPTY if _missing(v) else f"{float(v):g}"
+        elif df[c].dtype.kind == "f":
+            fmt[c] = lambda v: EMPTY if _missing(v) else (f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}")
+        else:
+            fmt[c] = lambda v: EMPTY if _missing(v) else str(v)
+    if rename:
+        df = df.rename(columns=rename)
+        fmt = {rename.get(k, k): f for k, f in fmt.items()}
+    sty = df.style.format(fmt).hide(axis="index")
+    if wrap:
+        sty = sty.set_table_styles([{"selector": "td, th", "props": f"max-width: {wrap}ch; white-space: normal;"}])
+    return sty
+
+
+def glue(name: str, value, display: bool = False):
+    """Hand ``value`` to myst-nb's ``glue`` under ``name`` (an Accuracy is glued as :func:`acc`), so the
+    prose quotes it with ``{glue:text}`` / ``{glue:figure}``; returns the value. Outside a
+    notebook build it only returns the value."""
+    shown = acc(value) if isinstance(value, Accuracy) else value
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - myst-nb is in the requirements
+        return shown
+    _glue(name, shown, display=display)
+    return shown

@@ -1,0 +1,83 @@
+"""The adaptive cascade: each attack only on the survivors gives the same worst case as every
+attack on every image."""
+import pytest
+import torch
+
+from qutils.attacks import APGD, BIM, FGSM, PGD, Adaptive, Square
+from qutils.cascade import CLEAN_ERROR, ROBUST, Stage, adaptive_evaluation, adaptive_stages, cascade
+from qutils.defenses import QuSecNet, constant_quantization
+from qutils.evaluate import predict, wilson_interval
+
+
+def _every_attack_on_every_image(model, attacks, x, y):
+    ok = predict(model, x) == y
+    for a in attacks:
+        ok &= predict(model, a(model, x, y)) == y
+    return ok
+
+
+def test_cascade_equals_every_attack_on_every_image_for_deterministic_attacks(trained_cnn, mnist_test):
+    x, y = mnist_test.x[:120], mnist_test.y[:120]
+    attacks = [FGSM(0.1), BIM(0.1, steps=10), APGD(0.1, steps=10, random_start=False)]
+    res = cascade(trained_cnn, [Stage(a.name, a) for a in attacks], x, y, batch_size=50, progress=False)
+    full = _every_attack_on_every_image(trained_cnn, attacks, x, y)
+    assert torch.equal(res.robust, full)
+    assert res.worst.correct == int(full.sum())
+    # every image is accounted for once, and the rows add up
+    counts = res.breakdown()
+    assert counts.get(ROBUST, 0) == res.worst.correct
+    assert counts.get(CLEAN_ERROR, 0) == len(x) - res.clean.correct
+    t = res.table()
+    assert t["broken"].sum() == res.clean.correct - res.worst.correct
+    assert list(t["attacked"])[1:] == list(t["robust"])[:-1]  # a later stage sees only the survivors
+    assert (t["seconds"] >= 0).all()
+
+
+def test_cascade_with_random_attacks_agrees_within_the_interval(trained_cnn, mnist_test):
+    x, y = mnist_test.x[:100], mnist_test.y[:100]
+    attacks = [PGD(0.1, steps=10), Square(0.1, queries=50)]
+    res = cascade(trained_cnn, [Stage(a.name, a) for a in attacks], x, y, progress=False)
+    k = int(_every_attack_on_every_image(trained_cnn, attacks, x, y).sum())
+    lo, hi = wilson_interval(k, len(x))
+    assert lo <= res.worst.value <= hi
+
+
+def test_adaptive_stages_follow_the_protocol():
+    torch.manual_seed(0)
+    net = QuSecNet(constant_quantization(2, 50.0), __import__("qutils.models", fromlist=["build"]).build("cnn_a"))
+    paper = Stage("FGSM (paper)", FGSM(0.3), "paper's attack")
+    stages = adaptive_stages(net, 0.3, steps=5, targets=2, square_queries=20, paper_attack=paper)
+    labels = [s.label for s in stages]
+    assert labels[0] == "FGSM (paper)" and labels[-1].startswith("Square")
+    assert sum(l.startswith("APGD-CE") for l in labels) == len(net.attack_views())
+    assert sum(l.startswith("APGD-T") for l in labels) == len(net.attack_views())
+    # views with the deployed forward stop early; the soft layer (another function) does not
+    by_label = {s.label: s.attack for s in stages}
+    assert isinstance(by_label["APGD-CE (straight-through)"], Adaptive)
+    assert by_label["APGD-CE (straight-through)"].attack.early_stop
+    assert not by_label["APGD-CE (soft layer)"].attack.early_stop
+
+
+def test_adaptive_evaluation_breaks_a_quantized_model_that_plain_gradients_cannot(trained_cnn, mnist_test):
+    """Bit-depth reduction in front of a plain CNN: autograd sees a zero gradient, the cascade's
+    straight-through APGD does not."""
+    from qutils.defenses import BitDepthReduction, InputTransformModel
+
+    x, y = mnist_test.x[:60], mnist_test.y[:60]
+    fs = InputTransformModel(BitDepthReduction(3), trained_cnn).eval()
+    plain = cascade(fs, [Stage("APGD autograd", APGD(0.15, steps=10))], x, y, progress=False)
+    res = adaptive_evaluation(fs, x, y, 0.15, steps=10, targets=1, square_queries=30, progress=False)
+    assert res.worst.value < plain.worst.value
+    assert res.worst.value <= res.clean.value
+
+
+def test_cascade_rejects_bad_stages_and_inputs(trained_cnn, mnist_test):
+    x, y = mnist_test.x[:10], mnist_test.y[:10]
+    with pytest.raises(ValueError, match="at least one stage"):
+        cascade(trained_cnn, [], x, y)
+    with pytest.raises(ValueError, match="unique"):
+        cascade(trained_cnn, [Stage("a", FGSM(0.1)), Stage("a", FGSM(0.2))], x, y)
+    with pytest.raises(ValueError, match="Attack"):
+        Stage("x", "fgsm")
+    with pytest.raises(ValueError, match="labels must be"):
+        cascade(trained_cnn, [Stage("a", FGSM(0.1))], x, y + 10)

@@ -1,0 +1,88 @@
+"""The claims registry (a claim needs a source and a value; the status rule) and the reporting helpers."""
+import math
+
+import pandas as pd
+import pytest
+
+from qutils import report
+from qutils.claims import (BROKEN, NO_DATA, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, STATUSES, Claim, Estimate,
+                           Ledger, status_of)
+from qutils.evaluate import Accuracy
+
+
+def _claim(**kw):
+    base = dict(paper="qusecnets", source="figure 9", dataset="mnist", model="CQ n=2", attack="FGSM", value=97.51,
+                eps=0.3)
+    base.update(kw)
+    return Claim(**base)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(source=""), "source"), (dict(source=None), "source"), (dict(value=None), "value"),
+    (dict(value=float("nan")), "finite"), (dict(value=120.0), r"\[0, 100\]"), (dict(paper="nobody"), "unknown paper"),
+    (dict(dataset="imagenet"), "imagenet"), (dict(eps=-0.1), "eps"), (dict(model=""), "model"),
+])
+def test_a_claim_needs_a_source_and_a_value(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _claim(**kw)
+
+
+def test_status_rule():
+    c = _claim(value=90.0)
+    assert status_of(c) == NOT_MEASURED
+    assert status_of(_claim(dataset="cifar10")) == NO_DATA
+    near = Accuracy(900, 1000)  # 90.0 [88.0, 91.7]
+    far = Accuracy(500, 1000)
+    assert status_of(c, near) == REPRODUCED
+    assert status_of(c, far) == NOT_REPRODUCED
+    assert status_of(c, far, seed_range=(45.0, 91.0)) == REPRODUCED  # inside the seeds' spread
+    assert status_of(c, near, adaptive=Accuracy(0, 1000)) == BROKEN
+    assert status_of(c, near, adaptive=Accuracy(890, 1000)) == REPRODUCED  # overlapping: not broken
+    assert status_of(c, far, adaptive=Accuracy(0, 1000)) == NOT_REPRODUCED
+
+
+def test_ledger_records_counts_and_refuses_mistakes():
+    a, b, c = _claim(), _claim(model="VQ"), _claim(dataset="cifar10")
+    led = Ledger([a, b, c])
+    with pytest.raises(ValueError, match="twice"):
+        led.add(_claim())
+    with pytest.raises(ValueError, match="no such claim"):
+        led.record(_claim(model="other"), Accuracy(1, 2))
+    with pytest.raises(ValueError, match="needs a reason"):
+        led.record(b)
+    led.record(a, Accuracy(975, 1000), adaptive=Accuracy(10, 1000), section="adaptive-test")
+    led.record(b, reason="the VQ model is not in the book profile")
+    df = led.frame()
+    assert list(df["status"]) == [BROKEN, NOT_MEASURED, NO_DATA]
+    assert df.loc[0, "ours"] == pytest.approx(97.5) and df.loc[0, "ours_n"] == 1000
+    counts = led.counts()
+    assert set(counts) == set(STATUSES) and sum(counts.values()) == 3
+
+
+def test_estimate_of_an_accuracy_is_in_percent():
+    e = Estimate.of(Accuracy(50, 100, "PGD", "white-box", "Linf", 0.3, 40))
+    assert e.value == 50.0 and e.ci_low < 50 < e.ci_high and e.n == 100
+    assert "eps=0.3" in e.what and "40 steps" in e.what
+
+
+def test_report_formats_compactly():
+    a = Accuracy(975, 1000)
+    assert report.acc(a) == "97.5 [96.3, 98.3]"
+    assert report.acc(a, n=True).endswith("(n=1000)")
+    assert report.cell(float("nan")) == report.EMPTY and report.acc(None) == report.EMPTY
+    assert report.cell(97.5, 96.4, 98.3, percent=True) == "97.5 [96.4, 98.3]"
+    assert report.paper_vs_ours(97.51, a) == "97.51 | 97.5 [96.3, 98.3]"
+    with pytest.raises(ValueError):
+        report.acc(0.9)
+
+
+def test_show_has_no_index_nan_or_long_numbers():
+    df = pd.DataFrame({"model": ["CNN", "Q-base"], "eps": [0.05, 0.3], "accuracy": [0.20469999, math.nan],
+                       "ci_low": [0.18, math.nan], "ci_high": [0.23, math.nan], "n": [1000.0, 1000.0],
+                       "note": [None, "x"]})
+    html = report.show(df, intervals={"accuracy (%)": ("accuracy", "ci_low", "ci_high")}).to_html()
+    assert "NaN" not in html and "None" not in html and "nan" not in html
+    assert "20.5 [18.0, 23.0]" in html and "0.05" in html and "5.0e-02" not in html
+    assert ">0<" not in html and "1000.0" not in html  # no index column, counts as integers
+    with pytest.raises(ValueError, match="no columns"):
+        report.show(df, columns=["missing"])
