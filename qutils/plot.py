@@ -1,11 +1,41 @@
-"""The book's recurring figures."""
+"""The book's recurring figures, in one style: sized for the text column (at most 7.5 inches wide,
+so nothing is shrunk on the page) with text legible at the rendered size."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["accuracy_vs_eps", "adversarial_grid"]
+__all__ = ["accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "STYLE"]
+
+#: matplotlib settings of every figure of the book
+STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
+         "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "axes.spines.top": False,
+         "axes.spines.right": False}
+plt.rcParams.update(STYLE)
+
+
+def bars_with_intervals(table, category: str, group: str, order=None, ylabel: str = "accuracy (%)", ax=None):
+    """Grouped bars of ``accuracy`` (fractions) with their 95% intervals as error bars: one group per
+    ``category`` value (in ``order``), one bar per ``group`` value. Returns the figure."""
+    order = list(order) if order is not None else list(dict.fromkeys(table[category]))
+    groups = list(dict.fromkeys(table[group]))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    else:
+        fig = ax.figure
+    width = 0.8 / len(groups)
+    for i, g in enumerate(groups):
+        d = table[table[group] == g].set_index(category).reindex(order)
+        acc, lo, hi = 100 * d["accuracy"], 100 * d["ci_low"], 100 * d["ci_high"]
+        pos = np.arange(len(order)) + (i - (len(groups) - 1) / 2) * width
+        ax.bar(pos, acc, width, label=str(g), yerr=[acc - lo, hi - acc], capsize=2, error_kw={"lw": 0.8})
+    ax.set_xticks(np.arange(len(order)), order, rotation=30, ha="right")
+    ax.set(ylabel=ylabel, ylim=(0, 105))
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def accuracy_vs_eps(table, ax=None, title: str | None = None, group: str = "attack", label_fmt: str = "{}"):
@@ -35,7 +65,8 @@ def adversarial_grid(rows: dict[str, torch.Tensor], preds: dict[str, torch.Tenso
     """A grid: one row per entry of ``rows`` (e.g. clean, FGSM, PGD), ``n`` images per row,
     each titled with its prediction (red when wrong)."""
     names = list(rows)
-    fig, axes = plt.subplots(len(names), n, figsize=(1.3 * n, 1.5 * len(names)), squeeze=False)
+    w = min(7.5, 0.95 * n + 0.6)  # the text column's width at most: labels stay legible on the page
+    fig, axes = plt.subplots(len(names), n, figsize=(w, (w - 0.6) / n * 1.25 * len(names)), squeeze=False)
     for r, name in enumerate(names):
         for c in range(n):
             ax = axes[r, c]
@@ -46,10 +77,10 @@ def adversarial_grid(rows: dict[str, torch.Tensor], preds: dict[str, torch.Tenso
                 ax.imshow(np.clip(img.permute(1, 2, 0).numpy(), 0, 1))
             p = int(preds[name][c])
             lab = class_names[p] if class_names is not None else str(p)
-            ax.set_title(lab, fontsize=9, color="black" if p == int(labels[c]) else "red")
+            ax.set_title(lab, fontsize=8, color="black" if p == int(labels[c]) else "red", pad=2)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(name, fontsize=9)
+                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     fig.tight_layout()
     return fig

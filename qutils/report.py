@@ -13,7 +13,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "claims", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -91,15 +91,43 @@ def show(df, percent=(), intervals=None, eps=("eps",), wrap: int | None = 40, co
         fmt = {rename.get(k, k): f for k, f in fmt.items()}
     sty = df.style.format(fmt).hide(axis="index")
     if wrap:
-        sty = sty.set_table_styles([{"selector": "td, th", "props": f"max-width: {wrap}ch; white-space: normal;"}])
+        sty = sty.set_table_styles([{"selector": "td, th", "props": f"max-width: {wrap}ch; white-space: normal; padding: 0.15em 0.6em;"}])
     return sty
 
 
+def claims(frame, wrap: int = 28):
+    """A claims ledger (:meth:`qutils.claims.Ledger.frame`) for the page: where the paper says it, on
+    what, the paper's value, ours under its protocol and the adaptive worst case (95% intervals), status."""
+    if not len(frame):
+        return frame
+    df = frame.assign(
+        paper=frame.paper_value.map("{:g}".format),
+        ours=[cell(a, b, c, percent=True) for a, b, c in zip(frame.ours, frame.ours_ci_low, frame.ours_ci_high)],
+        adaptive=[cell(a, b, c, percent=True)
+                  for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)])
+    return show(df, columns=["source", "dataset", "model", "attack", "paper", "ours", "adaptive", "status"],
+                rename={"paper": "paper (%)", "ours": "ours (%)", "adaptive": "adaptive (%)"}, wrap=wrap)
+
+
+class _Plain:
+    """A string that prints without quotes (``{glue:text}`` shows the plain-text repr)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def glue(name: str, value, display: bool = False):
-    """Hand ``value`` to myst-nb's ``glue`` under ``name`` (an Accuracy is glued as :func:`acc`), so the
-    prose quotes it with ``{glue:text}`` / ``{glue:figure}``; returns the value. Outside a
-    notebook build it only returns the value."""
+    """Hand ``value`` to myst-nb's ``glue`` under ``name`` so the prose quotes it with ``{glue:text}``
+    (an Accuracy is glued as :func:`acc`, strings without quotes; numbers keep their type, so the
+    prose can format them, e.g. ``{glue:text}`name:.1f```). Returns what was glued."""
     shown = acc(value) if isinstance(value, Accuracy) else value
+    if hasattr(shown, "item") and not isinstance(shown, (str, bytes)):  # numpy / torch scalars: plain numbers
+        shown = shown.item()
+    if isinstance(shown, str):
+        shown = _Plain(shown)
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - myst-nb is in the requirements

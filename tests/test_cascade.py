@@ -50,7 +50,9 @@ def test_adaptive_stages_follow_the_protocol():
     labels = [s.label for s in stages]
     assert labels[0] == "FGSM (paper)" and labels[-1].startswith("Square")
     assert sum(l.startswith("APGD-CE") for l in labels) == len(net.attack_views())
-    assert sum(l.startswith("APGD-T") for l in labels) == len(net.attack_views())
+    assert [l for l in labels if l.startswith("APGD-T")] == ["APGD-T (straight-through)"]  # the first view
+    every = adaptive_stages(net, 0.3, steps=5, targets=2, square_queries=20, targeted_views="all")
+    assert sum(s.label.startswith("APGD-T") for s in every) == len(net.attack_views())
     # views with the deployed forward stop early; the soft layer (another function) does not
     by_label = {s.label: s.attack for s in stages}
     assert isinstance(by_label["APGD-CE (straight-through)"], Adaptive)

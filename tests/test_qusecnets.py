@@ -281,9 +281,11 @@ def test_results_file_round_trip(tmp_path):
         Results("a/b", get_profile("book"))
 
 
-def test_exercise_check_fails_on_wrong_answers():
-    assert check("x", [0.125, 0.375], [0.125, 0.375]) is True
-    assert check("x", None, [1.0]) is False
+def test_exercise_check_fails_on_wrong_answers(capsys):
+    check("x", [0.125, 0.375], [0.125, 0.375])
+    assert "correct" in capsys.readouterr().out
+    check("x", None, [1.0])
+    assert "not answered yet" in capsys.readouterr().out
     with pytest.raises(AssertionError):
         check("x", [0.1, 0.4], [0.125, 0.375])
     with pytest.raises(AssertionError):
@@ -303,3 +305,39 @@ def test_input_transform_defenses_keep_gradient_or_mask_it_as_documented():
 
     assert grad(InputTransformModel(MedianSmoothing(2), plain)).abs().sum() > 0
     assert grad(InputTransformModel(BitDepthReduction(1), plain)).abs().sum() == 0
+
+
+# --- the attack designed for input quantization -----------------------------------------------
+def test_threshold_flip_changes_only_crossable_pixels_and_stays_in_the_ball(trained_cnn, mnist_test):
+    from qutils.attacks import ThresholdFlip
+
+    net = QuSecNet(constant_quantization(2, 50.0), trained_cnn).eval()
+    x, y = mnist_test.x[:60], mnist_test.y[:60]
+    atk = ThresholdFlip(0.2, net, steps=20, flips=4)
+    xa = atk(net.deployed(), x, y)
+    assert float((xa - x).abs().max()) <= 0.2 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    hard = net.quantizer.view("hard")
+    changed = hard(xa) != hard(x)
+    crossable = (x - 0.5).abs() <= 0.2
+    assert not bool((changed & ~crossable).any())  # no pixel farther than eps from the threshold moved level
+    acc = robust_accuracy(net.deployed(), atk, x, y).value
+    clean = (net.deployed()(x).argmax(1) == y).float().mean().item()
+    assert acc < clean  # it breaks some images the deployed model got right
+
+
+def test_threshold_flip_refuses_models_without_an_input_quantizer(trained_cnn):
+    from qutils.attacks import ThresholdFlip
+
+    with pytest.raises(ValueError, match="input-quantization defense"):
+        ThresholdFlip(0.1, trained_cnn)
+
+
+def test_the_chapter_ledger_registers_every_paper_number():
+    from qutils.claims import Claim
+
+    assert all(isinstance(c, Claim) for c in X.CLAIMS)
+    assert {c.value for c in X.CLAIMS} >= {1.48, 97.51, 88.0, 90.0, 54.0, 50.0, 24.66}
+    # every MNIST claim has a measurement or a stated reason
+    for i, c in enumerate(X.CLAIMS):
+        if c.dataset == "mnist":
+            assert i in X.MEASURED_BY

@@ -20,6 +20,7 @@ from .foolbox_bridge import Boundary, FoolboxAttack, HopSkipJump
 from .jsma import JSMA
 from .pgd import BIM, PGD, CWLinf
 from .square import Square
+from .threshold import ThresholdFlip
 from .wrappers import Adaptive, Transfer
 from .zoo import ZOO
 
@@ -36,6 +37,6 @@ def make(name: str, **kwargs) -> Attack:
 
 
 __all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
-           "DeepFool", "JSMA", "ZOO", "Square", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
+           "DeepFool", "JSMA", "ZOO", "Square", "ThresholdFlip", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
            "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
            "margin", "norms", "project"]

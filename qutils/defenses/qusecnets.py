@@ -195,14 +195,16 @@ class QuSecNet(InputTransformModel):
         return self.view("hard")
 
     def attack_views(self) -> dict[str, AttackView]:
+        """Straight-through first (the deployed forward pass: an attack can stop on an image as soon as
+        it is fooled), then the sigmoid backward pass, then the paper's soft layer (another function)."""
         return {
-            "soft layer": AttackView(self.view("soft"), "smooth",
-                                     f"the sigmoid layer the paper trains (z={self.quantizer.z:g})"),
             "straight-through": AttackView(self.view("hard", "identity"), "straight-through",
                                            "exact quantization forward, identity backward"),
             f"sigmoid z={self.bpda_z:g}": AttackView(self.view("hard", "sigmoid", self.bpda_z), "smooth",
                                                     f"exact quantization forward, sigmoid (z={self.bpda_z:g}) backward",
                                                     same_forward=True),
+            "soft layer": AttackView(self.view("soft"), "smooth",
+                                     f"the sigmoid layer the paper trains (z={self.quantizer.z:g})"),
         }
 
 

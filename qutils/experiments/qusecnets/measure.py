@@ -1,0 +1,258 @@
+"""What the QuSecNets chapter measures: the paper's experiments (figures 5, 7, 9, 10, 11) and the
+adaptive evaluation, as functions both notebooks (MNIST and Fashion-MNIST) call."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, ThresholdFlip, all_targets
+from ...cascade import Stage, adaptive_evaluation
+from ...defenses import QuSecNet
+from ...evaluate import Accuracy, accuracy, attack_table, compare_accuracies, defense_table, predict, robust_accuracy
+from ...progress import progress as _progress
+from .config import NO_DEFENSE, QuSecNetsConfig
+from .zoo import _info, as_protocol
+
+__all__ = ["reproduce", "zoo_frame", "pick", "headline", "fgsm_pivot", "transfer_beats_white_box", "threshold_crossable", "crossable_table",
+           "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference"]
+
+
+def _row(acc: Accuracy, **labels) -> dict:
+    d = acc.as_dict()
+    d.pop("params", None)
+    return {**labels, **d}
+
+
+def reproduce(defs: dict, substitute: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig,
+              strategies=None, progress: bool = True) -> dict:
+    """The paper's measurements on test images ``x, y``. Returns DataFrames:
+
+    * ``clean``: clean accuracy of every defense (QuSecNets in soft and hard mode);
+    * ``fgsm``: FGSM accuracy for every defense and ``cfg.fgsm_epsilons``, white-box (gradient of the
+      deployed model, as the paper) and black-box (transferred from the substitute): figures 7 and 9;
+    * ``cw``: C&W L2 (cleverhans tutorial settings), untargeted and targeted, white- and black-box,
+      for ``strategies`` (default: no defense, CQ, VQ, VQ + adversarial training: figure 10);
+    * ``jsma``: targeted JSMA (gamma 0.1), white- and black-box, same strategies (figure 11).
+    """
+    n = min(cfg.eval_images, len(x))
+    xe, ye = x[:n], y[:n]
+    clean = []
+    for name, m in defs.items():
+        clean.append(_row(accuracy(m, xe, ye), defense=name, mode="as deployed (soft)" if isinstance(m, QuSecNet) else "-"))
+        if isinstance(m, QuSecNet):
+            clean.append(_row(accuracy(m.view("hard"), xe, ye), defense=name, mode="hard"))
+    fg = FGSM(cfg.eps)
+    eps = list(cfg.fgsm_epsilons)
+    white = defense_table(defs, [fg], eps, xe, ye, progress=progress).assign(setting="white-box")
+    black = defense_table(defs, [fg], eps, xe, ye, source=substitute, progress=progress).assign(setting="black-box")
+    fgsm = pd.concat([white, black], ignore_index=True)
+
+    if strategies is None:
+        strategies = [k for k in defs if k == NO_DEFENSE or k.startswith("CQ n=2") or k.startswith("VQ")]
+    nc = _info(cfg).num_classes
+    cw_kw = dict(binary_search_steps=cfg.cw_binary_steps, steps=cfg.cw_steps, stepsize=cfg.cw_stepsize,
+                 initial_const=cfg.cw_const)
+    xu, yu = x[:cfg.cw_images], y[:cfg.cw_images]
+    xs, ys, ts = all_targets(x[:cfg.cw_sources], y[:cfg.cw_sources], nc)
+    cw_u, cw_t, js = CWL2(**cw_kw), CWL2(targeted=True, **cw_kw), JSMA(cfg.jsma_gamma)
+    # black-box: craft once on the substitute, evaluate on every defense
+    adv_u = robust_accuracy(substitute, cw_u, xu, yu, return_adv=True)[1]
+    adv_t = robust_accuracy(substitute, cw_t, xs, ts, return_adv=True)[1]
+    adv_j = robust_accuracy(substitute, js, xs, ts, return_adv=True)[1]
+    def transferred(m, attack, x_adv, labels):
+        """Accuracy of ``m`` on examples crafted once on the substitute (what ``source=`` would re-craft per model)."""
+        return Accuracy(int((predict(m, x_adv) == labels).sum()), len(labels), f"{attack.name} transfer",
+                        "black-box (transfer)", str(attack.norm), attack.eps, attack.steps)
+
+    cw_rows, js_rows = [], []
+    for name in _progress(strategies, enabled=progress, desc="C&W and JSMA"):
+        m = defs[name]
+        cw_rows += [
+            _row(robust_accuracy(m, cw_u, xu, yu), defense=name, setting="white-box", targeted=False),
+            _row(transferred(m, cw_u, adv_u, yu), defense=name, setting="black-box", targeted=False),
+            _row(robust_accuracy(m, cw_t, xs, ts, true_labels=ys), defense=name, setting="white-box", targeted=True),
+            _row(transferred(m, cw_t, adv_t, ys), defense=name, setting="black-box", targeted=True),
+        ]
+        js_rows += [
+            _row(robust_accuracy(m, js, xs, ts, true_labels=ys), defense=name, setting="white-box", targeted=True),
+            _row(transferred(m, js, adv_j, ys), defense=name, setting="black-box", targeted=True),
+        ]
+    return {"clean": pd.DataFrame(clean), "fgsm": fgsm, "cw": pd.DataFrame(cw_rows), "jsma": pd.DataFrame(js_rows)}
+
+
+def pick(df: pd.DataFrame, **sel) -> Accuracy:
+    """The one row of a results table matching ``sel`` (``eps`` compared to 1e-9), as an Accuracy."""
+    m = pd.Series(True, index=df.index)
+    for k, v in sel.items():
+        m &= (df[k] - v).abs() < 1e-9 if k == "eps" else (df[k] == v)
+    rows = df[m]
+    if len(rows) != 1:
+        raise ValueError(f"{len(rows)} rows match {sel}; expected exactly one")
+    r = rows.iloc[0]
+    return Accuracy(int(r["correct"]), int(r["n"]), r["attack"], r["threat_model"], r["norm"], float(r["eps"]),
+                    int(r["steps"]))
+
+
+def headline(tabs: dict, cfg: QuSecNetsConfig) -> pd.DataFrame:
+    """FGSM at the headline radius, white- and black-box, one row per defense (figure 9's bars)."""
+    f = tabs["fgsm"]
+    return f[(f["eps"] - cfg.eps).abs() < 1e-9].reset_index(drop=True)
+
+
+def fgsm_pivot(head: pd.DataFrame, order) -> pd.DataFrame:
+    """Figure 9's numbers as a table: one row per defense, white-box and transferred FGSM with intervals."""
+    from ...report import acc
+
+    return pd.DataFrame([{"defense": name, **{f"{s} (%)": acc(pick(head, defense=name, setting=s))
+                                              for s in ("white-box", "black-box")}} for name in order])
+
+
+def zoo_frame(zoo: dict) -> pd.DataFrame:
+    """One row per trained model: epochs trained, the epoch kept and its validation clean accuracy."""
+    return pd.DataFrame([{"model": k, "epochs trained": len(r.history), "kept epoch": r.best_epoch,
+                          "val. clean accuracy (%)": max([h.get("val_clean", float("nan")) for h in r.history]
+                                                         or [float("nan")])} for k, r in zoo.items()])
+
+
+def transfer_beats_white_box(tabs: dict, cfg: QuSecNetsConfig) -> list[str]:
+    """Defenses where FGSM transferred from the substitute does significantly *more* damage than
+    white-box FGSM: the white-box gradient is not doing its job (gradient masking's first sign)."""
+    h = headline(tabs, cfg)
+    out = []
+    for name in h["defense"].unique():
+        wb, bb = pick(h, defense=name, setting="white-box"), pick(h, defense=name, setting="black-box")
+        if compare_accuracies(bb, wb) == "lower":
+            out.append(name)
+    return out
+
+
+def threshold_crossable(x: torch.Tensor, thresholds, eps: float) -> float:
+    """Share of pixels within ``eps`` of a threshold: the only pixels an L-infinity attack of radius
+    ``eps`` can move to another quantization level."""
+    t = torch.as_tensor(thresholds, dtype=x.dtype).flatten()
+    return float(((x.unsqueeze(-1) - t).abs() <= eps).any(-1).float().mean())
+
+
+def crossable_table(x: torch.Tensor, cfg: QuSecNetsConfig) -> pd.DataFrame:
+    """Share of test pixels (%) within eps of a CQ threshold, for each epsilon and number of levels."""
+    from ...defenses import constant_thresholds
+
+    return pd.DataFrame([{"eps": e, **{f"n = {n}": 100 * threshold_crossable(x, constant_thresholds(n), e)
+                                       for n in cfg.cq_levels}}
+                         for e in sorted(set(cfg.fgsm_epsilons) - {0.0})])
+
+
+def adaptive(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, eps: float | None = None,
+             names=None, progress: bool = True) -> dict:
+    """The book's adaptive cascade for every defense at L-infinity ``eps`` (default ``cfg.eps``) on
+    ``cfg.honest_images`` images: the paper's attack (white-box FGSM through the layer the paper
+    deploys, the soft one), APGD-CE and APGD-T through every attack view of the defense protocol,
+    the attack designed for input quantization (:class:`~qutils.attacks.ThresholdFlip`), and Square
+    on every survivor. QuSecNets are deployed exactly quantized. Returns ``{name: CascadeResult}``."""
+    eps = cfg.eps if eps is None else eps
+    n = min(cfg.honest_images, len(x))
+    out = {}
+    for name in _progress(names or list(defs), enabled=progress, desc="adaptive cascade"):
+        m = defs[name]
+        d = as_protocol(name, m)
+        paper = Stage("FGSM, the paper's attack", Adaptive(FGSM(eps), m, how="gradient as deployed by the paper")
+                      if isinstance(m, QuSecNet) else FGSM(eps), "paper's attack")
+        designed = []
+        if hasattr(m, "transform") and hasattr(m, "model"):
+            designed = [Stage("threshold flip (designed)", ThresholdFlip(eps, m, cfg.flip_steps, cfg.flips), "designed")]
+        out[name] = adaptive_evaluation(d, x[:n], y[:n], eps, steps=cfg.pgd_steps, targets=cfg.apgd_targets,
+                                        square_queries=cfg.square_queries, paper_attack=paper, designed=designed,
+                                        seed=cfg.seed, progress=False)
+    return out
+
+
+def adaptive_table(results: dict) -> pd.DataFrame:
+    """One row per defense: clean, the paper's attack, the worst case and which stage broke how many images."""
+    rows = []
+    for name, r in results.items():
+        first = r.stages[0]
+        rows.append({"defense": name, "n": r.clean.n, "clean": r.clean.value, "clean_lo": r.clean.ci[0],
+                     "clean_hi": r.clean.ci[1], "paper": first["accuracy"], "paper_lo": first["ci_low"],
+                     "paper_hi": first["ci_high"], "worst": r.worst.value, "worst_lo": r.worst.ci[0],
+                     "worst_hi": r.worst.ci[1], "decisive": _decisive(r), "seconds": r.seconds})
+    return pd.DataFrame(rows)
+
+
+def _decisive(r) -> str:
+    """The stage after the paper's attack that broke the most images (or "none")."""
+    counts = {k: v for k, v in r.breakdown().items() if k in {s["stage"] for s in r.stages[1:]}}
+    return max(counts, key=counts.get) if counts else "none"
+
+
+def adaptive_curves(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, name: str = "CQ n=2"):
+    """Accuracy against epsilon on ``cfg.curve_images`` images for the exactly quantized ``name``:
+    PGD with autograd (zero gradient), PGD+BPDA (straight-through) and, for reference, PGD on the
+    undefended CNN. Returns the attack-table rows of :func:`qutils.evaluate.attack_table`."""
+    n = min(cfg.curve_images, len(x))
+    xc, yc = x[:n], y[:n]
+    net = defs[name]
+    hard = net.view("hard")
+    pgd = PGD(cfg.eps, steps=cfg.pgd_steps, early_stop=True, seed=cfg.seed)
+    eps_grid = list(cfg.fgsm_epsilons)
+    return pd.concat([
+        attack_table(hard, [pgd], eps_grid, xc, yc, progress=False).assign(attack=f"{name} (hard): PGD, autograd"),
+        attack_table(hard, [Adaptive(pgd, net.view("hard", "identity"))], eps_grid, xc, yc, progress=False
+                     ).assign(attack=f"{name} (hard): PGD+BPDA"),
+        attack_table(defs[NO_DEFENSE], [pgd], eps_grid, xc, yc, progress=False).assign(attack="no defense: PGD"),
+    ], ignore_index=True)
+
+
+def sign_masking(net: QuSecNet, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict:
+    """The paper's critique of DQA's ``sign``, tested on QuSecNets' own exact quantizer: FGSM with
+    autograd (a zero gradient) against FGSM with straight-through BPDA. Returns both accuracies and
+    the share of "adversarial" images autograd left unchanged."""
+    hard = net.view("hard")
+    acc_auto, adv_auto = robust_accuracy(hard, FGSM(eps), x, y, return_adv=True)
+    acc_bpda, adv_bpda = robust_accuracy(hard, Adaptive(FGSM(eps), net.view("hard", "identity")), x, y,
+                                         return_adv=True)
+    return {"autograd": acc_auto, "bpda": acc_bpda,
+            "unchanged": float((adv_auto == x).flatten(1).all(1).float().mean()),
+            "bpda_mean_perturbation": float((adv_bpda - x).abs().mean())}
+
+
+def vq_cost_comparison(tabs: dict, results: dict, cfg: QuSecNetsConfig) -> pd.DataFrame:
+    """VQ trained with the paper's eq.-2 cost against cross-entropy: clean (soft and hard), FGSM
+    white- and black-box, C&W and the adaptive worst case, each an Accuracy."""
+    names = ["VQ (eq. 2 cost)", "VQ (cross-entropy)"]
+    rows = []
+    for name in names:
+        c, f, cw = tabs["clean"], tabs["fgsm"], tabs["cw"]
+        rows.append({"model": name,
+                     "clean (soft)": pick(c, defense=name, mode="as deployed (soft)"),
+                     "clean (hard)": pick(c, defense=name, mode="hard"),
+                     "FGSM white-box": pick(f, defense=name, setting="white-box", eps=cfg.eps),
+                     "FGSM black-box": pick(f, defense=name, setting="black-box", eps=cfg.eps),
+                     "C&W L2 white-box": pick(cw[~cw.targeted], defense=name, setting="white-box"),
+                     "adaptive worst case": results[name].worst})
+    return pd.DataFrame(rows)
+
+
+def exercise_reference(which: str, defs: dict, x: torch.Tensor, y: torch.Tensor):
+    """The reference answers of the chapter's exercises (the self-checks compare with these, and
+    never print them)."""
+    from ...defenses import constant_thresholds
+
+    if which == "thresholds":
+        return constant_thresholds(5).tolist()
+    if which == "crossable":
+        return threshold_crossable(x, [0.5], 0.2)
+    if which == "vq-bpda":
+        net, pgd = defs["VQ + adv. training"], PGD(0.3, steps=10, early_stop=True)
+        return (robust_accuracy(net.view("hard"), pgd, x[:100], y[:100]).value,
+                robust_accuracy(net.view("hard"), Adaptive(pgd, net.view("hard", "identity")), x[:100], y[:100]).value)
+    if which == "binarization":
+        from ...defenses import BitDepthReduction, InputTransformModel
+
+        fs = InputTransformModel(BitDepthReduction(1), defs[NO_DEFENSE]).eval()
+        return (accuracy(fs, x[:500], y[:500]).value, accuracy(defs["CQ n=2"].view("hard"), x[:500], y[:500]).value)
+    if which == "crossable-n4":
+        return threshold_crossable(x, constant_thresholds(4), 0.1)
+    if which == "grey-levels":
+        return float(((x > 0) & (x < 1)).float().mean())
+    raise ValueError(f"no exercise {which!r}")

@@ -1,0 +1,69 @@
+"""The QuSecNets paper's quantitative claims, as data, and how the chapter measures each.
+
+The paper's figures print no values; every number below is stated in its text (section V, and
+section I.A for figure 1). ``MEASURED_BY`` names the row of :func:`.measure.reproduce`'s tables
+that measures the same thing under the paper's protocol, and the model whose adaptive worst case
+answers it; claims without such a row say why.
+"""
+from __future__ import annotations
+
+from ...claims import OFFLINE_UNAVAILABLE, Claim, Ledger
+from .config import NO_DEFENSE, QuSecNetsConfig
+from .measure import pick
+from .zoo import BRELU
+
+__all__ = ["CLAIMS", "MEASURED_BY", "ledger"]
+
+#: the cleverhans tutorial's C&W L2 the paper ran: 100 iterations, 1 binary search step, constant 10
+_CW = dict(attack="C&W L2", steps=100)
+CLAIMS = [
+    Claim("qusecnets", "section V (figure 9)", "mnist", NO_DEFENSE, "FGSM", 1.48, eps=0.3, steps=1),
+    Claim("qusecnets", "section V (figure 9)", "mnist", "CQ n=2", "FGSM", 97.51, eps=0.3, steps=1,
+          note="the paper does not say which n; n = 2 is its own example"),
+    Claim("qusecnets", "section V, quoting Zantedeschi et al.", "mnist", BRELU, "FGSM", 94.0, eps=0.3, steps=1),
+    Claim("qusecnets", "section V (figure 10)", "mnist", "CQ n=2", value=88.0, **_CW),
+    Claim("qusecnets", "section V (figure 10)", "mnist", "CQ n=2", value=90.0, threat_model="black-box (transfer)",
+          **_CW),
+    Claim("qusecnets", "section V (figure 10)", "mnist", NO_DEFENSE, value=0.0, **_CW),
+    Claim("qusecnets", "section V (figure 10)", "cifar10", "CQ n=2", value=54.0, **_CW),
+    Claim("qusecnets", "section V (figure 10)", "cifar10", "CQ n=2", value=50.0, threat_model="black-box (transfer)",
+          **_CW),
+    Claim("qusecnets", "section I.A (figure 1)", "cifar10", "CQ", "FGSM (figure 1)", 24.66,
+          note="adversarial images classified correctly after quantization; 8.87% without"),
+]
+
+#: claim index -> (table, selection) of our number under the paper's protocol, or a reason it has none
+MEASURED_BY = {
+    0: ("fgsm", dict(defense=NO_DEFENSE, setting="white-box")),
+    1: ("fgsm", dict(defense="CQ n=2", setting="white-box")),
+    2: "the paper quotes Zantedeschi et al.'s number for their own network; ours is another network",
+    3: ("cw", dict(defense="CQ n=2", setting="white-box", targeted=False)),
+    4: ("cw", dict(defense="CQ n=2", setting="black-box", targeted=False)),
+    5: ("cw", dict(defense=NO_DEFENSE, setting="white-box", targeted=False)),
+}
+
+
+def ledger(tabs: dict, adaptive: dict, cfg: QuSecNetsConfig, section: str = "") -> Ledger:
+    """The chapter's claims for ``cfg.dataset`` joined with our numbers: under the paper's protocol
+    from ``tabs`` (:func:`.measure.reproduce`), adaptive worst cases from ``adaptive``
+    (:func:`.measure.adaptive`, at ``cfg.eps``). FGSM claims at another radius than ``cfg.eps`` and
+    minimum-norm (C&W) claims get no adaptive number."""
+    own = [c for c in CLAIMS if c.dataset == cfg.dataset]
+    led = Ledger(own + ([c for c in CLAIMS if c.dataset in OFFLINE_UNAVAILABLE] if own else []))
+    for i, c in enumerate(CLAIMS):
+        if c.key not in led.records:
+            continue
+        how = MEASURED_BY.get(i)
+        if c.dataset != cfg.dataset:
+            continue  # CIFAR-10: not runnable here
+        if isinstance(how, str) or how is None:
+            led.record(c, reason=how or "not measured by this chapter", section=section)
+            continue
+        table, sel = how
+        df = tabs[table]
+        if "eps" in df and c.eps is not None:
+            sel = {**sel, "eps": c.eps}
+        ours = pick(df, **sel)
+        worst = adaptive[c.model].worst if (c.eps == cfg.eps and c.model in adaptive) else None
+        led.record(c, ours, worst, section=section)
+    return led
