@@ -27,14 +27,18 @@ def pct(v, digits: int = 1) -> str:
     return EMPTY if _missing(v) else f"{100 * float(v):.{digits}f}"
 
 
+NBSP = "\u00a0"  #: keeps an interval on one line: a narrow cell breaks only between value and interval
+
+
 def cell(value, ci_low=None, ci_high=None, percent: bool = False, digits: int = 1) -> str:
-    """``"97.5 [96.4, 98.3]"``: a value with its 95% interval. Fractions unless ``percent``."""
+    """``"97.5 [96.4, 98.3]"``: a value with its 95% interval. Fractions unless ``percent``. The
+    interval never breaks inside (a no-break space), so a narrow table cell shows at most two lines."""
     if _missing(value):
         return EMPTY
     f = (lambda v: f"{float(v):.{digits}f}") if percent else (lambda v: pct(v, digits))
     if _missing(ci_low) or _missing(ci_high):
         return f(value)
-    return f"{f(value)} [{f(ci_low)}, {f(ci_high)}]"
+    return f"{f(value)} [{f(ci_low)},{NBSP}{f(ci_high)}]"
 
 
 def acc(a: Accuracy | None, n: bool = False) -> str:
@@ -95,17 +99,25 @@ def show(df, percent=(), intervals=None, eps=("eps",), wrap: int | None = 40, co
     return sty
 
 
-def claims(frame, wrap: int = 28):
-    """A claims ledger (:meth:`qutils.claims.Ledger.frame`) for the page: where the paper says it, on
-    what, the paper's value, ours under its protocol and the adaptive worst case (95% intervals), status."""
+def claims(frame, wrap: int = 24):
+    """A claims ledger (:meth:`qutils.claims.Ledger.frame`) for the page: the claim (model, attack,
+    radius, dataset), where the paper says it, the paper's value, ours under its protocol and the
+    adaptive worst case (95% intervals), and the status."""
     if not len(frame):
         return frame
+
+    def what(r):
+        eps = "" if _missing(r.eps) else f" ε = {r.eps:g}"
+        tm = "" if r.threat_model == "white-box" else f", {r.threat_model}"
+        return f"{r.model}: {r.attack}{eps}{tm} ({r.dataset})"
+
     df = frame.assign(
+        claim=[what(r) for r in frame.itertuples()],
         paper=frame.paper_value.map("{:g}".format),
         ours=[cell(a, b, c, percent=True) for a, b, c in zip(frame.ours, frame.ours_ci_low, frame.ours_ci_high)],
         adaptive=[cell(a, b, c, percent=True)
                   for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)])
-    return show(df, columns=["source", "dataset", "model", "attack", "paper", "ours", "adaptive", "status"],
+    return show(df, columns=["claim", "source", "paper", "ours", "adaptive", "status"],
                 rename={"paper": "paper (%)", "ours": "ours (%)", "adaptive": "adaptive (%)"}, wrap=wrap)
 
 

@@ -22,7 +22,7 @@ from .evaluate import Accuracy
 from .profiles import Profile
 from .utils import code_version, environment
 
-__all__ = ["Results", "results_dir", "load_results"]
+__all__ = ["Results", "results_dir", "load_results", "overview"]
 
 
 def results_dir() -> Path:
@@ -119,3 +119,28 @@ def load_results(chapter_or_path: str | Path) -> dict:
     if not p.exists():
         raise FileNotFoundError(f"no results file {p}; run the chapter's notebook in the book profile to write it")
     return json.loads(p.read_text())
+
+
+def overview(directory: str | Path | None = None):
+    """One row per chapter results file in ``results/``: which run wrote it (profile, device, code
+    version, date), how many accuracies and tables it holds, and its claims by status (when the
+    chapter keeps a claims ledger). The landing page shows it."""
+    import pandas as pd
+
+    from .claims import STATUSES
+
+    rows = []
+    for f in sorted(Path(directory or results_dir()).glob("*.json")):
+        d = json.loads(f.read_text())
+        if "chapter" not in d:  # benchmark files and the like
+            continue
+        claims = d.get("tables", {}).get("claims") or []
+        claims = [c for c in claims if isinstance(c, dict) and c.get("status") in STATUSES]
+        row = {"results file": f.name, "profile": d["profile"]["name"], "device": d.get("device", ""),
+               "code": d.get("code", ""), "written": str(d.get("written", ""))[:10],
+               "accuracies": len(d.get("accuracies", [])), "tables": len(d.get("tables", {})),
+               "claims": len(claims)}
+        for s in STATUSES:
+            row[s] = sum(c["status"] == s for c in claims)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -25,7 +25,8 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     for nb in NOTEBOOKS:
         page = html / "notebooks" / (nb.stem + ".html")
         assert page.exists(), f"{page} missing"
-        assert "<img" in page.read_text(), f"{nb.name} rendered without figures"
+        if nb.stem != "00_intro":  # the landing page has tables, no figures
+            assert "<img" in page.read_text(), f"{nb.name} rendered without figures"
     assert (html / "book" / "references.html").exists()
 
 

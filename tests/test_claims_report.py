@@ -67,11 +67,11 @@ def test_estimate_of_an_accuracy_is_in_percent():
 
 def test_report_formats_compactly():
     a = Accuracy(975, 1000)
-    assert report.acc(a) == "97.5 [96.3, 98.3]"
+    assert report.acc(a) == "97.5 [96.3,\u00a098.3]"  # the interval never breaks inside
     assert report.acc(a, n=True).endswith("(n=1000)")
     assert report.cell(float("nan")) == report.EMPTY and report.acc(None) == report.EMPTY
-    assert report.cell(97.5, 96.4, 98.3, percent=True) == "97.5 [96.4, 98.3]"
-    assert report.paper_vs_ours(97.51, a) == "97.51 | 97.5 [96.3, 98.3]"
+    assert report.cell(97.5, 96.4, 98.3, percent=True) == "97.5 [96.4,\u00a098.3]"
+    assert report.paper_vs_ours(97.51, a) == "97.51 | 97.5 [96.3,\u00a098.3]"
     with pytest.raises(ValueError):
         report.acc(0.9)
 
@@ -82,7 +82,26 @@ def test_show_has_no_index_nan_or_long_numbers():
                        "note": [None, "x"]})
     html = report.show(df, intervals={"accuracy (%)": ("accuracy", "ci_low", "ci_high")}).to_html()
     assert "NaN" not in html and "None" not in html and "nan" not in html
-    assert "20.5 [18.0, 23.0]" in html and "0.05" in html and "5.0e-02" not in html
+    assert "20.5 [18.0,\u00a023.0]" in html and "0.05" in html and "5.0e-02" not in html
     assert ">0<" not in html and "1000.0" not in html  # no index column, counts as integers
     with pytest.raises(ValueError, match="no columns"):
         report.show(df, columns=["missing"])
+
+
+def test_overview_reads_every_chapter_file_and_counts_its_claims(tmp_path):
+    from qutils.profiles import get_profile
+    from qutils.results import Results, overview
+
+    led = Ledger([_claim(), _claim(model="VQ"), _claim(dataset="cifar10")])
+    led.record(_claim(), Accuracy(975, 1000))
+    led.record(_claim(model="VQ"), Accuracy(10, 1000))
+    res = Results("unit_chapter", get_profile("book"), "cpu")
+    res.add(Accuracy(1, 2), defense="x")
+    led.save(res)
+    res.save(tmp_path / "unit_chapter.json")
+    (tmp_path / "bench.json").write_text("{}")  # not a chapter file: skipped
+    df = overview(tmp_path)
+    assert list(df["results file"]) == ["unit_chapter.json"]
+    row = df.iloc[0]
+    assert row["claims"] == 3 and row[REPRODUCED] == 1 and row[NOT_REPRODUCED] == 1 and row[NO_DATA] == 1
+    assert row["accuracies"] == 1 and row["profile"] == "book"

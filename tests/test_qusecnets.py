@@ -330,6 +330,8 @@ def test_threshold_flip_refuses_models_without_an_input_quantizer(trained_cnn):
 
     with pytest.raises(ValueError, match="input-quantization defense"):
         ThresholdFlip(0.1, trained_cnn)
+    with pytest.raises(ValueError, match="per-pixel quantizer"):
+        ThresholdFlip(0.1, InputTransformModel(MedianSmoothing(2), trained_cnn))
 
 
 def test_the_chapter_ledger_registers_every_paper_number():

@@ -35,10 +35,14 @@ class ThresholdFlip(Attack):
 
     def __init__(self, eps, defense: nn.Module, steps: int = 100, flips: int = 4):
         super().__init__(eps)
+        from ..defenses import BitDepthReduction, QuantizationLayer  # lazy: the defenses import the attacks
+
         transform = getattr(defense, "transform", None)
-        if transform is None or not isinstance(getattr(defense, "model", None), nn.Module):
-            raise ValueError("ThresholdFlip needs an input-quantization defense (classifier(quantizer(x))), "
-                             f"got {type(defense).__name__}")
+        if not isinstance(transform, (QuantizationLayer, BitDepthReduction)) or not isinstance(
+                getattr(defense, "model", None), nn.Module):
+            raise ValueError("ThresholdFlip needs an input-quantization defense, classifier(quantizer(x)) with a "
+                             f"per-pixel quantizer (QuSecNets, bit-depth reduction); got {type(defense).__name__}"
+                             f"{'' if transform is None else ' with ' + type(transform).__name__}")
         if hasattr(transform, "view"):  # a QuSecNets layer: use its exact (hard) quantization
             transform = transform.view("hard")
         self.quantize, self.classifier = transform, defense.model

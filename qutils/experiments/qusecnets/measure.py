@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, ThresholdFlip, all_targets
 from ...cascade import Stage, adaptive_evaluation
-from ...defenses import QuSecNet
+from ...defenses import BitDepthReduction, QuSecNet
 from ...evaluate import Accuracy, accuracy, attack_table, compare_accuracies, defense_table, predict, robust_accuracy
 from ...progress import progress as _progress
 from .config import NO_DEFENSE, QuSecNetsConfig
@@ -159,7 +159,7 @@ def adaptive(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig,
         paper = Stage("FGSM, the paper's attack", Adaptive(FGSM(eps), m, how="gradient as deployed by the paper")
                       if isinstance(m, QuSecNet) else FGSM(eps), "paper's attack")
         designed = []
-        if hasattr(m, "transform") and hasattr(m, "model"):
+        if isinstance(m, QuSecNet) or isinstance(getattr(m, "transform", None), BitDepthReduction):
             designed = [Stage("threshold flip (designed)", ThresholdFlip(eps, m, cfg.flip_steps, cfg.flips), "designed")]
         out[name] = adaptive_evaluation(d, x[:n], y[:n], eps, steps=cfg.pgd_steps, targets=cfg.apgd_targets,
                                         square_queries=cfg.square_queries, paper_attack=paper, designed=designed,
