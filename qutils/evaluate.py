@@ -209,7 +209,9 @@ def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.
 
 def worst_case(model: nn.Module, attacks: dict, x: torch.Tensor, y: torch.Tensor, extra: Attack | None = None,
                extra_images: int | None = None, batch_size: int = 500):
-    """The per-image worst case over several attacks, the book's robust accuracy of a defense.
+    """The per-image worst case over several attacks (the Q-Layer chapters' adaptive tables, until they
+    move to :func:`qutils.cascade.adaptive_evaluation`, which runs every attack only on the images
+    still robust and the gradient-free attack on *every* survivor; prefer it in new chapters).
 
     Runs every attack of ``attacks`` (``{label: Attack}``, e.g. PGD through several BPDA views
     wrapped in ``Adaptive``) on ``model`` and, optionally, one ``extra`` attack (typically a
