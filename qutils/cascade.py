@@ -36,7 +36,7 @@ import torch.nn as nn
 from .attacks import APGD, APGDT, Adaptive, Attack, Square
 from .attacks.base import as_norm, check_eps, check_int
 from .defenses.protocol import as_defense
-from .evaluate import Accuracy, check_batch, predict
+from .evaluate import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 
 __all__ = ["Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
@@ -110,7 +110,8 @@ def cascade(model: nn.Module, stages: list[Stage], x: torch.Tensor, y: torch.Ten
         raise ValueError(f"stage labels must be unique and not {ROBUST!r} or {CLEAN_ERROR!r}: {labels}")
     check_batch(model, x, y)
     n = len(x)
-    y = y.cpu()
+    dev = _device_of(model)  # attacks run where the model is (a GPU when there is one); bookkeeping on the CPU
+    x, y = x.cpu(), y.cpu()
     ok = predict(model, x, batch_size) == y
     clean = Accuracy(int(ok.sum()), n)
     broken_by = [ROBUST if o else CLEAN_ERROR for o in ok.tolist()]
@@ -122,7 +123,7 @@ def cascade(model: nn.Module, stages: list[Stage], x: torch.Tensor, y: torch.Ten
         broke = 0
         for i in range(0, len(idx), batch_size):
             j = idx[i:i + batch_size]
-            xa = stage.attack(model, x[j], y[j])
+            xa = stage.attack(model, x[j].to(dev), y[j].to(dev)).cpu()
             fooled = predict(model, xa, batch_size) != y[j]
             ok[j[fooled]] = False
             for k in j[fooled].tolist():
