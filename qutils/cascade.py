@@ -39,7 +39,7 @@ from .defenses.protocol import as_defense
 from .evaluate import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 
-__all__ = ["Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
+__all__ = ["summary_table", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
 
 ROBUST = "robust"  #: ``broken_by`` of an image no attack broke
 CLEAN_ERROR = "misclassified clean"  #: ``broken_by`` of an image the model gets wrong without an attack
@@ -186,3 +186,27 @@ def adaptive_evaluation(defense, x: torch.Tensor, y: torch.Tensor, eps: float, b
     (options as there) run as a :func:`cascade` against the deployed model."""
     d = as_defense(defense)
     return cascade(d.deployed(), adaptive_stages(d, eps, **stage_options), x, y, batch_size, progress)
+
+
+def summary_table(results: dict, label: str = "defense") -> "pd.DataFrame":
+    """One row per evaluated model of ``results`` (``{name: CascadeResult}``): clean accuracy, the first
+    stage's accuracy (the paper's attack when the cascade starts with it), the worst case, each with
+    its 95% interval (fractions), the later stage that broke the most images (``decisive``) and the
+    seconds spent. ``label`` names the first column."""
+    import pandas as pd
+
+    rows = []
+    for name, r in results.items():
+        first = r.stages[0]
+        rows.append({label: name, "n": r.clean.n, "clean": r.clean.value, "clean_lo": r.clean.ci[0],
+                     "clean_hi": r.clean.ci[1], "paper": first["accuracy"], "paper_lo": first["ci_low"],
+                     "paper_hi": first["ci_high"], "worst": r.worst.value, "worst_lo": r.worst.ci[0],
+                     "worst_hi": r.worst.ci[1], "decisive": decisive_stage(r), "seconds": r.seconds})
+    return pd.DataFrame(rows)
+
+
+def decisive_stage(r: CascadeResult) -> str:
+    """The stage after the first (the paper's attack) that broke the most images, or ``"none"``."""
+    later = {s["stage"] for s in r.stages[1:]}
+    counts = {k: v for k, v in r.breakdown().items() if k in later and v > 0}
+    return max(counts, key=counts.get) if counts else "none"

@@ -15,7 +15,7 @@ from scipy.stats import norm as _normal
 from .attacks.base import Attack, check_batch, check_inputs
 
 __all__ = ["check_batch", "wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",
-           "robust_accuracy", "worst_case", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
+           "robust_accuracy", "pick", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -207,44 +207,6 @@ def attack_table(model: nn.Module, attacks, epsilons, x: torch.Tensor, y: torch.
     return pd.DataFrame(rows)[cols]
 
 
-def worst_case(model: nn.Module, attacks: dict, x: torch.Tensor, y: torch.Tensor, extra: Attack | None = None,
-               extra_images: int | None = None, batch_size: int = 500):
-    """The per-image worst case over several attacks (the Q-Layer chapters' adaptive tables, until they
-    move to :func:`qutils.cascade.adaptive_evaluation`, which runs every attack only on the images
-    still robust and the gradient-free attack on *every* survivor; prefer it in new chapters).
-
-    Runs every attack of ``attacks`` (``{label: Attack}``, e.g. PGD through several BPDA views
-    wrapped in ``Adaptive``) on ``model`` and, optionally, one ``extra`` attack (typically a
-    gradient-free one such as Square) on the first ``extra_images`` images only; an image counts as
-    robust only if it is classified correctly clean and after every attack that ran on it.
-    Returns ``({label: Accuracy}, per-image bool tensor)``; the dict starts with ``"clean"``, has
-    ``extra.name`` for the extra attack and ends with ``"worst case (per image)"`` (its eps and
-    steps are the largest of ``attacks``).
-    """
-    if not attacks:
-        raise ValueError("worst_case needs at least one attack")
-    n = len(x)
-    out = {"clean": accuracy(model, x, y, batch_size)}
-    ok = [predict(model, x, batch_size) == y.cpu()]
-    for label, attack in attacks.items():
-        acc, xa = robust_accuracy(model, attack, x, y, batch_size, return_adv=True)
-        out[label] = acc
-        ok.append(predict(model, xa, batch_size) == y.cpu())
-    if extra is not None:
-        ne = n if extra_images is None else min(int(extra_images), n)
-        acc, xa = robust_accuracy(model, extra, x[:ne], y[:ne], batch_size, return_adv=True)
-        out[extra.name] = acc
-        survived = torch.ones(n, dtype=torch.bool)
-        survived[:ne] = predict(model, xa, batch_size) == y[:ne].cpu()
-        ok.append(survived)
-    worst = torch.stack(ok).all(0)
-    out["worst case (per image)"] = Accuracy(int(worst.sum()), n, "worst case over the attacks above", "white-box",
-                                             str(next(iter(attacks.values())).norm),
-                                             max(a.eps for a in attacks.values()),
-                                             max(a.steps for a in attacks.values()))
-    return out, worst
-
-
 def defense_table(defenses: dict, attacks, epsilons, x: torch.Tensor, y: torch.Tensor,
                   batch_size: int = 500, source: nn.Module | None = None, progress: bool = True):
     """:func:`attack_table` for every defended model of ``defenses`` (``{name: model}``), with a
@@ -267,3 +229,22 @@ def __getattr__(name):
 
         return getattr(_audit, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def pick(df, **sel) -> Accuracy:
+    """The one row of a results table (rows of :meth:`Accuracy.as_dict` plus labels) matching
+    ``sel`` -- e.g. ``pick(df, model="Q-base", attack="FGSM", eps=0.3)`` -- as an :class:`Accuracy`.
+    Floats are compared to 1e-9; anything but exactly one matching row raises ``ValueError``."""
+    import pandas as pd
+
+    m = pd.Series(True, index=df.index)
+    for k, v in sel.items():
+        if k not in df.columns:
+            raise ValueError(f"no column {k!r}; the table has {list(df.columns)}")
+        m &= (df[k] - v).abs() < 1e-9 if isinstance(v, float) else (df[k] == v)
+    rows = df[m]
+    if len(rows) != 1:
+        raise ValueError(f"{len(rows)} rows match {sel}; expected exactly one")
+    r = rows.iloc[0]
+    return Accuracy(int(r["correct"]), int(r["n"]), r["attack"], r["threat_model"], r["norm"], float(r["eps"]),
+                    int(r["steps"]))

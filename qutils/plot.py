@@ -29,7 +29,9 @@ def bars_with_intervals(table, category: str, group: str, order=None, ylabel: st
         d = table[table[group] == g].set_index(category).reindex(order)
         acc, lo, hi = 100 * d["accuracy"], 100 * d["ci_low"], 100 * d["ci_high"]
         pos = np.arange(len(order)) + (i - (len(groups) - 1) / 2) * width
-        ax.bar(pos, acc, width, label=str(g), yerr=[acc - lo, hi - acc], capsize=2, error_kw={"lw": 0.8})
+        has_ci = bool(((hi - lo).fillna(0) > 0).any())  # a reported number (no interval) gets no error bar
+        ax.bar(pos, acc, width, label=str(g), yerr=[acc - lo, hi - acc] if has_ci else None, capsize=2,
+               error_kw={"lw": 0.8})
     ax.set_xticks(np.arange(len(order)), order, rotation=30, ha="right")
     ax.set(ylabel=ylabel, ylim=(0, 105))
     ax.legend(fontsize=8)

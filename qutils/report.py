@@ -13,7 +13,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "claims", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "claims", "claim_counts", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -119,6 +119,21 @@ def claims(frame, wrap: int = 24):
                   for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)])
     return show(df, columns=["claim", "source", "paper", "ours", "adaptive", "status"],
                 rename={"paper": "paper (%)", "ours": "ours (%)", "adaptive": "adaptive (%)"}, wrap=wrap)
+
+
+def claim_counts(frame, by: str = "source"):
+    """How many claims of a ledger frame have each status, one row per ``by`` value (the paper's table,
+    by default) and one column per status that occurs -- the short view of a long ledger."""
+    import pandas as pd
+
+    if not len(frame):
+        return frame
+    t = pd.crosstab(frame[by], frame["status"]).reset_index()
+    t.columns.name = None
+    order = list(dict.fromkeys(frame[by]))
+    t = t.set_index(by).loc[order].reset_index()
+    t["claims"] = t.drop(columns=[by]).sum(axis=1)
+    return show(t, wrap=22)
 
 
 class _Plain:

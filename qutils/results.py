@@ -79,6 +79,11 @@ class Results:
         rows = frame.to_dict(orient="records") if hasattr(frame, "to_dict") else list(frame)
         self.tables[name] = rows
 
+    def add_tables(self, tables: dict) -> None:
+        """:meth:`add_table` for every ``{name: frame}`` of ``tables``."""
+        for name, frame in tables.items():
+            self.add_table(name, frame)
+
     def to_frame(self):
         import pandas as pd
 

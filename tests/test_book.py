@@ -43,11 +43,6 @@ def test_notebooks_are_committed_executed_in_order_with_the_book_profile(path):
     assert not errors, f"{path.name}: committed with an error output"
 
 
-#: notebooks still to be moved onto the shared chapter machinery (issue 12); they are checked once moved
-NOT_YET_THIN = {"05_qlayer", "06_qlayer_honest", "07_qlayer_fashion_mnist", "08_qlayer_fashion_mnist_honest",
-                "09_qlayer_inner", "10_qlayer_ablations"}
-
-
 def _code_lines(path):
     nb = nbformat.read(path, as_version=4)
     return [line.strip() for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines() if line.strip()]
@@ -69,7 +64,7 @@ def test_no_two_notebooks_share_more_than_ten_consecutive_lines_of_code():
     """A companion notebook calls the chapter's functions with other arguments; it does not copy code."""
     import itertools
 
-    checked = [p for p in NOTEBOOKS if p.stem not in NOT_YET_THIN]
+    checked = list(NOTEBOOKS)
     lines = {p: _code_lines(p) for p in checked}
     copies = [(a.name, b.name, n) for a, b in itertools.combinations(checked, 2)
               if (n := _longest_common_run(lines[a], lines[b])) > 10]

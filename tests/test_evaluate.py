@@ -76,27 +76,3 @@ def test_significance_rule_is_interval_overlap():
     assert compare_accuracies(Accuracy(6, 10), Accuracy(4, 10)) == "no significant difference"
 
 
-def test_worst_case_is_per_image():
-    """The worst case counts an image only if it survives every attack: it is at most each
-    attack's accuracy, equals the strongest when the others do nothing, and the extra attack
-    touches only its first images."""
-    from qutils.attacks import Square
-    from qutils.evaluate import worst_case
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
-    x = torch.rand(40, 1, 4, 4)
-    y = model(x).argmax(1)  # all correct when clean
-    none, strong = FGSM(0.0), PGD(0.5, steps=10, seed=0)
-    accs, worst = worst_case(model, {"nothing": none, "strong": strong}, x, y)
-    assert list(accs) == ["clean", "nothing", "strong", "worst case (per image)"]
-    assert accs["clean"].value == 1.0 and accs["nothing"].value == 1.0
-    assert accs["worst case (per image)"].correct == accs["strong"].correct == int(worst.sum())
-    assert accs["worst case (per image)"].eps == 0.5 and accs["worst case (per image)"].steps == 10
-    accs2, worst2 = worst_case(model, {"nothing": none}, x, y, extra=Square(0.5, queries=200, seed=0), extra_images=10)
-    assert accs2["Square"].n == 10
-    assert worst2[10:].all()  # images the extra attack never saw keep their verdict
-    assert accs2["worst case (per image)"].value <= min(a.value for k, a in accs2.items() if k != "worst case (per image)"
-                                                        and a.n == 40)
-    with pytest.raises(ValueError):
-        worst_case(model, {}, x, y)

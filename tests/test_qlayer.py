@@ -148,6 +148,31 @@ def test_q_path_input_gradient_is_zero_without_bpda_and_nonzero_with_it():
     assert torch.allclose(net(x), o["yq"])
 
 
+@pytest.mark.parametrize("variant", ["base", "large"])
+def test_soft_assignment_view(variant):
+    """The designed attack's view: the exact Q-path forward, a non-zero gradient, and a soft assignment
+    that tends to the nearest concept as the temperature falls (and to a mean of concepts as it rises)."""
+    torch.manual_seed(0)
+    net = qlayer_cnn(variant).eval()
+    x = torch.rand(4, 1, 28, 28, requires_grad=True)
+    y = torch.randint(0, 10, (4,))
+    soft = net.view("q", "soft")
+    assert torch.equal(soft(x), net(x))
+    (g,) = torch.autograd.grad(F.cross_entropy(soft(x), y), x)
+    assert g.abs().sum() > 0
+    out = net.qlayer(net.encoder(x))
+    cold = net.qlayer.soft(out.ze, 1e-7)
+    assert torch.allclose(cold, out.zq, atol=1e-5)
+    hot = net.qlayer.soft(out.ze, 1e6)
+    assert (hot - out.zq).abs().max() > 10 * (cold - out.zq).abs().max()
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            net.view("q", "soft", temperature=bad)
+    with pytest.raises(ValueError):
+        net.view("e", "soft")
+    assert list(net.attack_views())[0] == "straight-through"  # the cascade's targeted attack uses the first view
+
+
 @pytest.mark.parametrize("variant,heads,shape", [("base", 1, (64, 10, 10)), ("large", 4, (256, 10, 10)),
                                                   ("inner", 4, (256, 24, 24))])
 def test_models_of_the_paper(variant, heads, shape):

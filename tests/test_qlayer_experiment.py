@@ -35,12 +35,12 @@ def test_model_specs():
     assert isinstance(grid, QLayerNet) and grid.qlayer.heads == 2 and grid.qlayer.nc == 16
     inner = ql.build_model("Q-inner + adv", c)
     assert inner.qlayer.heads == 4  # section 4.4: the parameter setting of Q-large
-    spec = ql._spec("Q-inner", c)  # appendix B: MNIST Q-inner uses alpha = beta = 1e-4 and strategy 2
+    spec = ql.spec("Q-inner", c)  # appendix B: MNIST Q-inner uses alpha = beta = 1e-4 and strategy 2
     assert spec["loss"].alpha == pytest.approx(1e-4) and spec["hook"].strategy == 2
-    assert ql._spec("Q-inner", cfg("fashion_mnist"))["hook"].strategy == 1
+    assert ql.spec("Q-inner", cfg("fashion_mnist"))["hook"].strategy == 1
     assert ql.build_model("Q-large, shared", c).shared
     assert not isinstance(ql.build_model("CNN", c), QLayerNet)
-    assert ql._spec("Q-base + adv", c)["adv"] and not ql._spec("Q-base", c)["adv"]
+    assert ql.spec("Q-base + adv", c)["adv"] and not ql.spec("Q-base", c)["adv"]
     with pytest.raises(ValueError, match="unknown model"):
         ql.build_model("Q-huge", c)
 
@@ -69,7 +69,7 @@ def test_train_uses_craft_on():
     net = ql.build_model("Q-base", cfg())
     data = TensorData(torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,)), "mnist", "train")
     train(net, data, None, TrainConfig(epochs=1, batch_size=8, adv="fgsm", adv_eps=0.1, select="last"),
-          device=torch.device("cpu"), progress=False, loss_fn=ql._spec("Q-base", cfg())["loss"], craft_on=spy)
+          device=torch.device("cpu"), progress=False, loss_fn=ql.spec("Q-base", cfg())["loss"], craft_on=spy)
     assert len(calls) == 2  # once per batch
 
 
@@ -123,11 +123,12 @@ def test_compare_puts_ours_next_to_the_paper():
         {"model": "Q-base", "path": "Q-path", "source": "other", "attack": "FGSM", "eps": 0.3, "accuracy": 0.9,
          "ci_low": 0.85, "ci_high": 0.95, "n": 500},
     ])
-    t = ql.compare(ours, "1a", source="S")
+    t = ql.compare(ours, "1a", source="S").data.set_index("model")
     assert list(t.columns) == list(ql.PAPER["1a"]["columns"])
-    assert t.loc["CNN", "clean"] == "99.0 [98.0, 99.5] (98.73)"
-    assert t.loc["Q-base", "FGSM 0.3"] == "50.0 [45.0, 55.0] (52.69)"  # the Q-path, from source S only
-    assert t.loc["Q-large", "BIM 0.3"].startswith("not measured")
+    assert t.loc["CNN", "clean"] == "98.73 | 99.0 [98.0,\u00a099.5]"
+    assert t.loc["Q-base", "FGSM 0.3"] == "52.69 | 50.0 [45.0,\u00a055.0]"  # the Q-path, from source S only
+    assert t.loc["Q-base", "BIM 0.3"] == "38.22 | –"  # not measured: the paper's number alone
+    assert "Q-large" not in t.index  # rows we measured nothing of are left out
     long = ql.compare_long(ours, "6a E-path", path="E-path", source="S")
     row = long[long.column == "FGSM 0.3"].iloc[0]
     assert row.paper == 37.65 and row.ours == 10.0 and not row["paper inside our CI"]
@@ -153,23 +154,73 @@ def test_white_box_rejects_unknown_view():
         ql.white_box({}, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), cfg(), via="q")
 
 
-def test_honest_bpda_beats_autograd_on_the_q_path():
-    """On an untrained Q-base, BPDA changes predictions, and the worst case is at most each
-    attack's accuracy."""
-    torch.manual_seed(0)
-    net = ql.build_model("Q-base", cfg()).eval()
-    x = torch.rand(20, 1, 28, 28)
+def _spread_concepts(net, x):
     with torch.no_grad():  # concepts spread over the panels (strategy 2's initialisation), so that panels differ
         panels = net.qlayer.panels(net.encoder(x))
         net.qlayer.concepts[0] = panels[torch.randperm(len(panels))[:64]]
+
+
+def test_adaptive_cascade_breaks_an_untrained_q_base():
+    """The cascade on a Q-base: the paper's attack (E-path FGSM) first, then APGD through the
+    straight-through view and the others; the worst case is at most every stage's accuracy, and the
+    deployed Q-path's own gradient is exactly zero while every view's is not."""
+    torch.manual_seed(0)
+    net = ql.build_model("Q-base", cfg()).eval()
+    x = torch.rand(20, 1, 28, 28)
+    _spread_concepts(net, x)
     y = net(x).argmax(1)  # every image "correct" before the attack
-    c = cfg()
-    table, per_image = ql.honest({"Q-base": net}, x, y, c, eps=0.3, progress=False)
-    acc = table.set_index("attack_view")["accuracy"]
-    assert acc["clean"] == 1.0
-    assert acc["PGD+BPDA, straight-through"] < 1.0
-    assert acc["worst case (per image)"] <= acc.drop("worst case (per image)").min()
-    assert per_image["Q-base"].shape == (20,)
+    res = ql.adaptive({"Q-base": net}, x, y, cfg(), eps=0.3, progress=False)["Q-base"]
+    stages = [s["stage"] for s in res.stages]
+    assert stages[0].startswith("FGSM on the E-path") and any("straight-through" in s for s in stages)
+    assert any("designed" in s for s in stages) and stages[-1].startswith("Square")
+    assert res.clean.value == 1.0 and res.worst.value < 1.0
+    assert res.worst.value <= min(s["accuracy"] for s in res.stages) + 1e-12
+    g = ql.gradient_table({"Q-base": net}, x[:8], y[:8]).set_index("view")
+    assert g.loc["Q-path, autograd", "gradient L1 norm"] == 0
+    assert (g.drop("Q-path, autograd")["gradient L1 norm"] > 0).all()
+    assert g.loc["straight-through", "cosine with straight-through"] == pytest.approx(1.0, abs=1e-5)
+    summary = ql.adaptive_table({"Q-base": res})
+    assert summary.loc[0, "worst"] == res.worst.value and summary.loc[0, "paper"] == res.stages[0]["accuracy"]
+
+
+def test_claims_are_registered_once_and_split_by_notebook():
+    from qutils.claims import Ledger
+
+    Ledger(ql.CLAIMS)  # raises on a key registered twice
+    c = cfg("mnist", "book")
+    tables = ("1a", "2a", "6a E-path", "6b E-path", "7a", "11 Q-path")
+    every = {x.key for x in ql.claims_of(c, tables)}
+    head = {x.key for x in ql.claims_of(c, tables, "headline")}
+    rest = {x.key for x in ql.claims_of(c, tables, "rest")}
+    assert head | rest == every and not head & rest and head and rest
+    assert all(x.eps == 0.3 and "E-path output" not in x.model for x in ql.claims_of(c, tables, "headline"))
+    assert all(x.dataset == "fashion_mnist" for x in ql.claims_of(cfg("fashion_mnist"), ("1b", "2b", "7b")))
+    assert not ql.claims_of(cfg("fashion_mnist"), tables)  # MNIST tables have no Fashion-MNIST claims
+    with pytest.raises(ValueError, match="part"):
+        ql.claims_of(c, tables, "some")
+
+
+def test_ledger_joins_our_number_and_the_worst_case():
+    from qutils.claims import BROKEN, NOT_MEASURED, NOT_REPRODUCED
+    from qutils.evaluate import Accuracy
+
+    c = cfg("mnist", "book")
+    paper = ql.PAPER["1a"]["rows"]["Q-base"]["FGSM 0.3"]  # 52.69
+    bb = _frame([{"model": "Q-base", "path": "Q-path", "source": ql.SOURCE_A, "attack": "FGSM", "eps": 0.3,
+                  "accuracy": 0.53, "ci_low": 0.49, "ci_high": 0.57, "n": 500, "correct": 265},
+                 {"model": "Q-large", "path": "Q-path", "source": ql.SOURCE_A, "attack": "FGSM", "eps": 0.3,
+                  "accuracy": 0.2, "ci_low": 0.17, "ci_high": 0.24, "n": 500, "correct": 100}])
+
+    class R:  # the part of a CascadeResult the ledger reads
+        worst = Accuracy(5, 500, "worst", "white-box", "Linf", 0.3, 40)
+
+    claims = [x for x in ql.claims_of(c, ("1a",), "headline") if x.attack == "FGSM"]
+    led = ql.ledger(c, {"black_box": bb}, claims, adaptive={"Q-base": R()})
+    df = led.frame().set_index("model")
+    assert df.loc["Q-base", "paper_value"] == paper and df.loc["Q-base", "status"] == BROKEN
+    assert df.loc["Q-base", "adaptive"] == pytest.approx(1.0)  # percent
+    assert df.loc["Q-large", "status"] == NOT_REPRODUCED  # 65.19 is far outside [17, 24]
+    assert df.loc["CNN", "status"] == NOT_MEASURED and df.loc["CNN", "reason"]
 
 
 def test_grid_reuses_q_base_and_q_large():
@@ -180,8 +231,8 @@ def test_grid_reuses_q_base_and_q_large():
     assert ql.grid_names(cfg("mnist", "book"), adv=True)[(1, 64)] == "Q-base + adv"
     grid = pd.DataFrame([{"K": 1, "nc": 64, "accuracy": 0.5, "ci_low": 0.45, "ci_high": 0.55},
                          {"K": 2, "nc": 16, "accuracy": 0.6, "ci_low": 0.55, "ci_high": 0.65}])
-    t = ql.compare_grid(grid)
-    assert t.loc["K=1", "nc=64"] == "50.0 [45.0, 55.0] (52.69)" and t.loc["K=2", "nc=16"].endswith("(60.38)")
+    t = ql.compare_grid(grid).data.set_index("heads")
+    assert t.loc["K=1", "nc=64"] == "52.69 | 50.0 [45.0,\u00a055.0]" and t.loc["K=2", "nc=16"].startswith("60.38 | ")
 
 
 def test_black_box_from_the_e_path_equals_the_white_box_e_path_attack():

@@ -17,7 +17,8 @@ defense of the book answers the same four questions, so one evaluation
 
 Backward rules of a quantizer (:data:`BACKWARDS`), checked in one place (:func:`check_backward`):
 ``"auto"`` (autograd of the exact forward pass: the true, usually zero, gradient), ``"identity"``
-(straight-through BPDA) and ``"sigmoid"`` (BPDA with the derivative of a sigmoid staircase).
+(straight-through BPDA), ``"sigmoid"`` (BPDA with the derivative of a sigmoid staircase) and
+``"soft"`` (BPDA with the derivative of a softmax nearest-neighbour assignment, the Q-Layer's).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch.nn as nn
 __all__ = ["BACKWARDS", "VIEW_KINDS", "check_backward", "check_choice", "AttackView", "Defense", "Baseline",
            "as_defense"]
 
-BACKWARDS = ("auto", "identity", "sigmoid")
+BACKWARDS = ("auto", "identity", "sigmoid", "soft")
 #: what an attack view is, for tables: the deployed model's own gradient, a straight-through or smooth
 #: backward pass (BPDA), another path or a shortcut of the network, or a smooth stand-in model
 VIEW_KINDS = ("autograd", "straight-through", "smooth", "alternative path", "shortcut")

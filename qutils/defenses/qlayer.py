@@ -40,9 +40,12 @@ from ..attacks.bpda import bpda
 from .protocol import AttackView, Defense, check_backward, check_choice
 
 __all__ = ["QLayer", "QLayerOutput", "QLayerNet", "QLayerLoss", "InactiveConceptUpdate", "EPath", "qlayer_cnn",
-           "PATHS"]
+           "PATHS", "SOFT_TEMPERATURE"]
 
 PATHS = ("q", "e", "shortcut")
+#: default temperature of the soft nearest-concept assignment (:meth:`QLayer.soft`), in units of the
+#: mean squared distance of a panel to its nearest concept
+SOFT_TEMPERATURE = 0.5
 
 
 @dataclass
@@ -133,6 +136,24 @@ class QLayer(nn.Module):
         n, _, h, w = like.shape
         return cat.view(n, h, w, -1).permute(0, 3, 1, 2)
 
+    def soft(self, ze: torch.Tensor, temperature: float) -> torch.Tensor:
+        """A smooth stand-in for eqs. 2-3 on projected, concatenated features ``ze`` (the layout of
+        :class:`QLayerOutput`): every panel becomes the softmax-weighted mean of its head's concepts,
+        weights ``softmax(-||z - c||^2 / (temperature * mean_z min_c ||z - c||^2))``. As the
+        temperature falls it tends to the nearest concept; the scale makes ``temperature`` free of
+        the features' units. Used as the derivative of the quantizer in BPDA (``backward="soft"``)."""
+        n = ze.shape[0]
+        p = (ze.permute(0, 2, 3, 1) if ze.dim() == 4 else ze).reshape(-1, self.heads, self.d)  # (N, K, d)
+        c = self.concepts.detach()
+        d2 = ((p * p).sum(-1, keepdim=True) + (c * c).sum(-1) - 2 * torch.einsum("nkd,kcd->nkc", p, c)).clamp_min(0)
+        scale = d2.min(-1, keepdim=True).values.mean().detach().clamp_min(1e-12)
+        w = torch.softmax(-d2 / (temperature * scale), dim=-1)
+        out = torch.einsum("nkc,kcd->nkd", w, c).reshape(p.shape[0], self.heads * self.d)
+        if ze.dim() == 2:
+            return out
+        _, _, h, wd = ze.shape
+        return out.view(n, h, wd, -1).permute(0, 3, 1, 2)
+
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The E-path's input alone (projected, concatenated, not quantized): no nearest-concept search."""
         return self._unpanel(self._project(self.panels(z)), z)
@@ -219,13 +240,19 @@ class QLayerNet(nn.Module, Defense):
         self.encoder, self.qlayer, self.head_q = encoder, qlayer, head_q
         self.shared = head_e is None
         self.head_e = head_q if head_e is None else head_e
+        self.temperature = SOFT_TEMPERATURE
         self._set(path, backward)
 
-    def _set(self, path, backward):
+    def _set(self, path, backward, temperature=None):
         check_choice(path, PATHS, "path")
-        check_backward(backward, ("auto", "identity"))
+        check_backward(backward, ("auto", "identity", "soft"))
         if backward != "auto" and path != "q":
-            raise ValueError("a straight-through backward pass applies to the Q-path (path='q')")
+            raise ValueError("a BPDA backward pass (identity or soft) applies to the Q-path (path='q')")
+        if temperature is not None:
+            t = float(temperature)
+            if not math.isfinite(t) or t <= 0:
+                raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+            self.temperature = t
         self.path, self.backward = path, backward
 
     def forward_all(self, x: torch.Tensor) -> dict:
@@ -243,25 +270,31 @@ class QLayerNet(nn.Module, Defense):
         if self.backward == "identity":  # BPDA: forward z_q exactly, gradient straight through to z_e
             zq = out.zq.detach()
             return self.head_q(bpda(out.ze, lambda _: zq))
+        if self.backward == "soft":  # BPDA: forward z_q exactly, gradient of the soft assignment
+            zq = out.zq.detach()
+            return self.head_q(bpda(out.ze, lambda _: zq, lambda ze: self.qlayer.soft(ze, self.temperature)))
         return self.head_q(out.zq + 0 * out.ze)
 
-    def view(self, path: str = "q", backward: str = "auto") -> "QLayerNet":
-        """The same network (every weight shared) with another output path or backward rule."""
+    def view(self, path: str = "q", backward: str = "auto", temperature: float | None = None) -> "QLayerNet":
+        """The same network (every weight shared) with another output path or backward rule:
+        ``backward="identity"`` (straight-through) or ``"soft"`` (the gradient of :meth:`QLayer.soft`
+        at ``temperature``, default :data:`SOFT_TEMPERATURE`), both with the exact Q-path forward."""
         new = copy.copy(self)
-        new._set(path, backward)
+        new._set(path, backward, temperature)
         return new
 
     def deployed(self) -> "QLayerNet":
         return self.view("q")
 
     def attack_views(self) -> dict[str, AttackView]:
+        # the straight-through view first: the cascade's targeted attack uses the first view
         return {
+            "straight-through": AttackView(self.view("q", "identity"), "straight-through",
+                                           "the exact Q-path forward, identity gradient through the nearest-concept step"),
             "E-path": AttackView(self.view("e"), "alternative path",
                                  "the non-quantized path N_E(z_e): the paper's white-box attack"),
             "shortcut (eq. 9)": AttackView(self.view("shortcut"), "shortcut",
                                            "N_Q(z_e): the Q-path's network with the quantizer skipped"),
-            "straight-through": AttackView(self.view("q", "identity"), "straight-through",
-                                           "the exact Q-path forward, identity gradient through the nearest-concept step"),
         }
 
 

@@ -43,7 +43,7 @@ class QuSecNetsConfig:
     cw_const: float = 10.0
     cw_stepsize: float = 0.2
     jsma_gamma: float = 0.1  #: cleverhans tutorial: gamma 0.1, theta 1
-    honest_images: int = 500  #: images for the adaptive evaluation
+    adaptive_images: int = 500  #: images for the adaptive evaluation
     pgd_steps: int = 40  #: steps of every gradient attack of the adaptive cascade (APGD) and of the curves
     apgd_targets: int = 1  #: target classes of APGD-T in the cascade (AutoAttack: 9; the book's budget: 1)
     flip_steps: int = 100  #: the designed attack (threshold flip): steps ...
@@ -67,10 +67,10 @@ def config_for(dataset: str, profile: Profile) -> QuSecNetsConfig:
                                   fgsm_epsilons=(0.0, 0.01, 0.02, 0.05, 0.1), vq_levels=2)
     if profile.name == "smoke":
         cfg = dataclasses.replace(cfg, epochs=1, adv_epochs=1, eval_images=profile.eval_images, cw_images=10,
-                                  cw_sources=2, cw_steps=10, honest_images=50, pgd_steps=profile.attack_steps,
+                                  cw_sources=2, cw_steps=10, adaptive_images=50, pgd_steps=profile.attack_steps,
                                   square_queries=50, flip_steps=10, curve_images=20, cq_levels=(2, 4))
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, epochs=10, adv_epochs=10, eval_images=profile.eval_images, cw_images=1000,
-                                  cw_sources=100, honest_images=1000, pgd_steps=100, square_queries=5000,
+                                  cw_sources=100, adaptive_images=1000, pgd_steps=100, square_queries=5000,
                                   apgd_targets=9, curve_images=1000, cq_levels=(2, 3, 4, 8, 16))
     return cfg

@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, ThresholdFlip, all_targets
-from ...cascade import Stage, adaptive_evaluation
+from ...cascade import Stage, adaptive_evaluation, summary_table
 from ...defenses import BitDepthReduction, QuSecNet
-from ...evaluate import Accuracy, accuracy, attack_table, compare_accuracies, defense_table, predict, robust_accuracy
+from ...evaluate import Accuracy, accuracy, attack_table, compare_accuracies, defense_table, pick, predict, robust_accuracy
 from ...progress import progress as _progress
 from .config import NO_DEFENSE, QuSecNetsConfig
 from .zoo import _info, as_protocol
@@ -81,19 +81,6 @@ def reproduce(defs: dict, substitute: nn.Module, x: torch.Tensor, y: torch.Tenso
     return {"clean": pd.DataFrame(clean), "fgsm": fgsm, "cw": pd.DataFrame(cw_rows), "jsma": pd.DataFrame(js_rows)}
 
 
-def pick(df: pd.DataFrame, **sel) -> Accuracy:
-    """The one row of a results table matching ``sel`` (``eps`` compared to 1e-9), as an Accuracy."""
-    m = pd.Series(True, index=df.index)
-    for k, v in sel.items():
-        m &= (df[k] - v).abs() < 1e-9 if k == "eps" else (df[k] == v)
-    rows = df[m]
-    if len(rows) != 1:
-        raise ValueError(f"{len(rows)} rows match {sel}; expected exactly one")
-    r = rows.iloc[0]
-    return Accuracy(int(r["correct"]), int(r["n"]), r["attack"], r["threat_model"], r["norm"], float(r["eps"]),
-                    int(r["steps"]))
-
-
 def headline(tabs: dict, cfg: QuSecNetsConfig) -> pd.DataFrame:
     """FGSM at the headline radius, white- and black-box, one row per defense (figure 9's bars)."""
     f = tabs["fgsm"]
@@ -146,12 +133,12 @@ def crossable_table(x: torch.Tensor, cfg: QuSecNetsConfig) -> pd.DataFrame:
 def adaptive(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, eps: float | None = None,
              names=None, progress: bool = True) -> dict:
     """The book's adaptive cascade for every defense at L-infinity ``eps`` (default ``cfg.eps``) on
-    ``cfg.honest_images`` images: the paper's attack (white-box FGSM through the layer the paper
+    ``cfg.adaptive_images`` images: the paper's attack (white-box FGSM through the layer the paper
     deploys, the soft one), APGD-CE and APGD-T through every attack view of the defense protocol,
     the attack designed for input quantization (:class:`~qutils.attacks.ThresholdFlip`), and Square
     on every survivor. QuSecNets are deployed exactly quantized. Returns ``{name: CascadeResult}``."""
     eps = cfg.eps if eps is None else eps
-    n = min(cfg.honest_images, len(x))
+    n = min(cfg.adaptive_images, len(x))
     out = {}
     for name in _progress(names or list(defs), enabled=progress, desc="adaptive cascade"):
         m = defs[name]
@@ -168,21 +155,9 @@ def adaptive(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig,
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
-    """One row per defense: clean, the paper's attack, the worst case and which stage broke how many images."""
-    rows = []
-    for name, r in results.items():
-        first = r.stages[0]
-        rows.append({"defense": name, "n": r.clean.n, "clean": r.clean.value, "clean_lo": r.clean.ci[0],
-                     "clean_hi": r.clean.ci[1], "paper": first["accuracy"], "paper_lo": first["ci_low"],
-                     "paper_hi": first["ci_high"], "worst": r.worst.value, "worst_lo": r.worst.ci[0],
-                     "worst_hi": r.worst.ci[1], "decisive": _decisive(r), "seconds": r.seconds})
-    return pd.DataFrame(rows)
-
-
-def _decisive(r) -> str:
-    """The stage after the paper's attack that broke the most images (or "none")."""
-    counts = {k: v for k, v in r.breakdown().items() if k in {s["stage"] for s in r.stages[1:]}}
-    return max(counts, key=counts.get) if counts else "none"
+    """One row per defense: clean, the paper's attack, the worst case and the stage that broke the most
+    images (:func:`qutils.cascade.summary_table`)."""
+    return summary_table(results, "defense")
 
 
 def adaptive_curves(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, name: str = "CQ n=2"):

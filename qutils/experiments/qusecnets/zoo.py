@@ -99,5 +99,5 @@ def as_protocol(name: str, model) -> Defense:
 
 def test_images(cfg: QuSecNetsConfig):
     """The chapter's fixed test images (seed 1): enough for the reproduction and the adaptive test."""
-    test = qdata.load(cfg.dataset, "test").subset(max(cfg.eval_images, cfg.honest_images), seed=1)
+    test = qdata.load(cfg.dataset, "test").subset(max(cfg.eval_images, cfg.adaptive_images), seed=1)
     return test.x, test.y
