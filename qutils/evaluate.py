@@ -15,7 +15,7 @@ from scipy.stats import norm as _normal
 from .attacks.base import Attack, check_batch, check_inputs
 
 __all__ = ["check_batch", "wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",
-           "robust_accuracy", "pick", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
+           "robust_accuracy", "pick", "accuracy_of", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -245,6 +245,10 @@ def pick(df, **sel) -> Accuracy:
     rows = df[m]
     if len(rows) != 1:
         raise ValueError(f"{len(rows)} rows match {sel}; expected exactly one")
-    r = rows.iloc[0]
-    return Accuracy(int(r["correct"]), int(r["n"]), r["attack"], r["threat_model"], r["norm"], float(r["eps"]),
-                    int(r["steps"]))
+    return accuracy_of(rows.iloc[0])
+
+
+def accuracy_of(row) -> Accuracy:
+    """The :class:`Accuracy` a results-table row (a dict or a pandas row of :meth:`Accuracy.as_dict`) holds."""
+    return Accuracy(int(row["correct"]), int(row["n"]), row["attack"], row["threat_model"], row["norm"],
+                    float(row["eps"]), int(row["steps"]))

@@ -103,13 +103,16 @@ class QLayer(nn.Module):
         """Eq. 4 for every head: (N, d) -> (K, N, d)."""
         return self._project(p).transpose(0, 1)
 
+    def _scores(self, ze: torch.Tensor) -> torch.Tensor:
+        """``||c||^2 - 2 <z, c>`` for (N, K, d) panels and every concept of their head: (N, K, nc), the
+        squared distance up to ``||z||^2`` (the same for every concept), one matrix product."""
+        c = self.concepts.detach()
+        return (c * c).sum(-1) - 2 * torch.einsum("nkd,kcd->nkc", ze, c)
+
     @torch.no_grad()
     def _assign(self, ze: torch.Tensor) -> torch.Tensor:
-        """Eq. 2 on (N, K, d) panels -> (N, K). The nearest concept minimises
-        ``||c||^2 - 2 <z, c>`` (``||z||^2`` is the same for every concept), one matrix product."""
-        c = self.concepts.detach()
-        scores = (c * c).sum(-1) - 2 * torch.einsum("nkd,kcd->nkc", ze.detach(), c)
-        return scores.argmin(-1)
+        """Eq. 2 on (N, K, d) panels -> (N, K): the concept of the lowest :meth:`_scores`."""
+        return self._scores(ze.detach()).argmin(-1)
 
     def assign(self, ze: torch.Tensor) -> torch.Tensor:
         """Eq. 2: index of the nearest concept of each head for every projected panel: (K, N, d) -> (K, N)."""
@@ -142,17 +145,11 @@ class QLayer(nn.Module):
         weights ``softmax(-||z - c||^2 / (temperature * mean_z min_c ||z - c||^2))``. As the
         temperature falls it tends to the nearest concept; the scale makes ``temperature`` free of
         the features' units. Used as the derivative of the quantizer in BPDA (``backward="soft"``)."""
-        n = ze.shape[0]
         p = (ze.permute(0, 2, 3, 1) if ze.dim() == 4 else ze).reshape(-1, self.heads, self.d)  # (N, K, d)
-        c = self.concepts.detach()
-        d2 = ((p * p).sum(-1, keepdim=True) + (c * c).sum(-1) - 2 * torch.einsum("nkd,kcd->nkc", p, c)).clamp_min(0)
+        d2 = ((p * p).sum(-1, keepdim=True) + self._scores(p)).clamp_min(0)
         scale = d2.min(-1, keepdim=True).values.mean().detach().clamp_min(1e-12)
         w = torch.softmax(-d2 / (temperature * scale), dim=-1)
-        out = torch.einsum("nkc,kcd->nkd", w, c).reshape(p.shape[0], self.heads * self.d)
-        if ze.dim() == 2:
-            return out
-        _, _, h, wd = ze.shape
-        return out.view(n, h, wd, -1).permute(0, 3, 1, 2)
+        return self._unpanel(torch.einsum("nkc,kcd->nkd", w, self.concepts.detach()), ze)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The E-path's input alone (projected, concatenated, not quantized): no nearest-concept search."""

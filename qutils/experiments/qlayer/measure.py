@@ -443,9 +443,9 @@ def exercise_reference(which: str, zoo: Zoo, x: torch.Tensor, y: torch.Tensor, c
     """The reference answers of the chapter's exercises (the self-checks compare with these and never
     print them)."""
     if which == "nearest-concept":
-        qb = zoo["Q-base"]
-        side = int(concept_usage(qb, x[:1])[1].shape[-1] ** 0.5)
-        return concept_usage(qb, x[:1])[1][0, 0].view(side, side)[4, 5].item()
+        index = concept_usage(zoo["Q-base"], x[:1])[1][0, 0]  # head 1, image 1: one concept per position
+        side = int(len(index) ** 0.5)
+        return index.view(side, side)[4, 5].item()
     if which == "margin-share":
         qb = zoo["Q-base"]
         dev = next(qb.parameters()).device

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ... import report
 from ...claims import Claim, Ledger
+from ...evaluate import accuracy_of
 from .config import SOURCE_A, SOURCE_B, QLayerConfig
 
 __all__ = ["PAPER", "CLAIMS", "compare", "compare_long", "compare_grid", "paper_cells", "ledger", "claims_of", "PROTOCOL"]
@@ -196,12 +197,7 @@ def _ours(frames: dict, table: str, model: str, col: str):
         if source is not None and attack != "none":
             m = m[m.source == source]
         row = m.iloc[0] if len(m) == 1 else None
-    if row is None:
-        return None
-    from ...evaluate import Accuracy
-
-    return Accuracy(int(row["correct"]), int(row["n"]), row["attack"], row["threat_model"], row["norm"],
-                    float(row["eps"]), int(row["steps"]))
+    return None if row is None else accuracy_of(row)
 
 
 def ledger(cfg: QLayerConfig, frames: dict, claims: list, adaptive: dict | None = None, section: str = "",
@@ -226,6 +222,12 @@ def ledger(cfg: QLayerConfig, frames: dict, claims: list, adaptive: dict | None 
     return led
 
 
+def _select(ours: pd.DataFrame, path: str, source: str | None) -> pd.DataFrame:
+    """Rows scored on ``path`` (plain CNNs: "-") and, if given, crafted on ``source`` (clean rows: "-")."""
+    df = ours[ours["path"].isin([path, "-"])]
+    return df if source is None else df[df["source"].isin([source, "-"])]
+
+
 def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | None = None) -> pd.DataFrame:
     """The paper's table ``table`` (a key of :data:`PAPER`) with every cell ``"paper | ours [95% CI]"``
     (percent) -- a Styler for the page. ``ours`` is a frame of :func:`.measure.black_box` or
@@ -234,9 +236,7 @@ def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | 
     if table not in PAPER:
         raise ValueError(f"unknown table {table!r}; expected one of {sorted(PAPER)}")
     spec = PAPER[table]
-    df = ours[ours["path"].isin([path, "-"])]
-    if source is not None:
-        df = df[df["source"].isin([source, "-"])]
+    df = _select(ours, path, source)
     cells = {(r["model"], _column(r["attack"], r["eps"])): r for _, r in df.iterrows()}
     rows = []
     for model, paper_row in spec["rows"].items():
@@ -251,9 +251,7 @@ def compare_long(ours: pd.DataFrame, table: str, path: str = "Q-path", source: s
     """:func:`compare` as one row per cell with numbers (paper, ours, CI, n, inside the CI?), for
     summaries and for the results file."""
     spec = PAPER[table]
-    df = ours[ours["path"].isin([path, "-"])]
-    if source is not None:
-        df = df[df["source"].isin([source, "-"])]
+    df = _select(ours, path, source)
     rows = []
     for _, r in df.iterrows():
         model, col = r["model"], _column(r["attack"], r["eps"])
