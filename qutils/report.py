@@ -5,6 +5,7 @@
 * :func:`paper_vs_ours` -- ``"52.7 | 8.5 [6.9, 10.4]"`` cells: the paper's number next to ours;
 * :func:`show` -- a DataFrame formatted for the page: no index column, percentages with one
   decimal, epsilons as ``0.3`` (never ``3.0e-01``), nothing shown as NaN or None, long text wrapped;
+* :class:`Panels` -- a table too wide for the text column, shown as narrower tables one under the other;
 * :func:`glue` -- a value (or figure) handed to myst-nb's ``glue`` so prose quotes it, never types it.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "claims", "claim_counts", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "Panels", "claims", "claim_counts", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -134,6 +135,23 @@ def claim_counts(frame, by: str = "source"):
     t = t.set_index(by).loc[order].reset_index()
     t["claims"] = t.drop(columns=[by]).sum(axis=1)
     return show(t, wrap=22)
+
+
+class Panels:
+    """Several tables (Stylers from :func:`show`) shown one under the other, each with its caption:
+    how a table wider than the text column at 1280 px is printed (e.g. one part per radius)."""
+
+    def __init__(self, parts, captions=()):
+        self.parts = [p.set_caption(c) if c else p for p, c in zip(parts, list(captions) + [None] * len(parts))]
+        if not self.parts:
+            raise ValueError("Panels needs at least one table")
+
+    def _repr_html_(self) -> str:
+        return "\n".join(p.to_html() for p in self.parts)
+
+    def __repr__(self) -> str:
+        return "\n\n".join((p.caption + "\n" if p.caption else "") + p.data.to_string(index=False)
+                             for p in self.parts)
 
 
 class _Plain:

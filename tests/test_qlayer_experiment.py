@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
+from qutils import report
 import torch
 
 from qutils.defenses.qlayer import EPath, QLayerNet
@@ -134,6 +136,24 @@ def test_compare_puts_ours_next_to_the_paper():
     assert row.paper == 37.65 and row.ours == 10.0 and not row["paper inside our CI"]
     with pytest.raises(ValueError, match="unknown table"):
         ql.compare(ours, "12")
+
+
+def test_compare_splits_a_wide_table_per_radius():
+    """Table 2a has 7 columns of numbers: it comes as one table per radius, each narrow enough for
+    the text column, and every cell of the paper's table appears exactly once."""
+    ours = _frame([{"model": "CNN", "path": "-", "source": "-", "attack": "CW-Linf", "eps": 0.3, "accuracy": 0.25,
+                    "ci_low": 0.2, "ci_high": 0.3, "n": 500}])
+    panels = ql.compare(ours, "2a")
+    assert isinstance(panels, report.Panels) and [p.caption for p in panels.parts] == ["ε = 0.2", "ε = 0.3"]
+    first, second = (p.data for p in panels.parts)
+    assert list(first.columns) == ["model", "clean", "FGSM", "BIM", "CW"]
+    assert list(second.columns) == ["model", "FGSM", "BIM", "CW"]
+    assert second.set_index("model").loc["CNN", "CW"] == "39.95 | 25.0 [20.0,\u00a030.0]"
+    assert first.set_index("model").loc["CNN", "CW"] == "58 | –"
+    assert sum(p.data.shape[1] - 1 for p in panels.parts) == len(ql.PAPER["2a"]["columns"])
+    html = panels._repr_html_()
+    assert html.count("<table") == 2 and "ε = 0.3" in html
+    assert not isinstance(ql.compare(ours, "1a"), report.Panels)  # five columns fit
 
 
 def test_paper_tables_are_consistent():

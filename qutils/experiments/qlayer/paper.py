@@ -228,11 +228,15 @@ def _select(ours: pd.DataFrame, path: str, source: str | None) -> pd.DataFrame:
     return df if source is None else df[df["source"].isin([source, "-"])]
 
 
-def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | None = None) -> pd.DataFrame:
+def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | None = None,
+            max_columns: int = 5):
     """The paper's table ``table`` (a key of :data:`PAPER`) with every cell ``"paper | ours [95% CI]"``
-    (percent) -- a Styler for the page. ``ours`` is a frame of :func:`.measure.black_box` or
+    (percent), for the page. ``ours`` is a frame of :func:`.measure.black_box` or
     :func:`.measure.white_box`; ``path`` picks the scored path ("-" is used for plain CNNs),
-    ``source`` the black-box source."""
+    ``source`` the black-box source. A table with more than ``max_columns`` columns of numbers would
+    not fit the text column: it comes as :class:`~qutils.report.Panels`, one table per radius (the
+    clean column with the first), the attack names as headers and the radius as caption; a narrower
+    one as a single Styler."""
     if table not in PAPER:
         raise ValueError(f"unknown table {table!r}; expected one of {sorted(PAPER)}")
     spec = PAPER[table]
@@ -244,7 +248,17 @@ def compare(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | 
             continue
         rows.append({"model": model, **{col: report.paper_vs_ours(paper_row[col], cells.get((model, col)))
                                        for col in spec["columns"]}})
-    return report.show(pd.DataFrame(rows), wrap=16)
+    frame = pd.DataFrame(rows, columns=["model", *spec["columns"]])
+    if len(spec["columns"]) <= max_columns:
+        return report.show(frame, wrap=16)
+    radii = list(dict.fromkeys(_parse(c)[1] for c in spec["columns"] if c != "clean"))
+    parts, captions = [], []
+    for i, eps in enumerate(radii):
+        cols = [c for c in spec["columns"] if (c == "clean" and i == 0) or (c != "clean" and _parse(c)[1] == eps)]
+        parts.append(report.show(frame, wrap=16, columns=["model", *cols],
+                                 rename={c: c.split()[0] for c in cols if c != "clean"}))
+        captions.append(f"ε = {eps:g}")
+    return report.Panels(parts, captions)
 
 
 def compare_long(ours: pd.DataFrame, table: str, path: str = "Q-path", source: str | None = None) -> pd.DataFrame:

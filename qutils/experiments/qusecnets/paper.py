@@ -12,7 +12,7 @@ from .config import NO_DEFENSE, QuSecNetsConfig
 from .measure import pick
 from .zoo import BRELU
 
-__all__ = ["CLAIMS", "MEASURED_BY", "ledger"]
+__all__ = ["CLAIMS", "MEASURED_BY", "PARTS", "answered_by_adaptive", "ledger"]
 
 #: the cleverhans tutorial's C&W L2 the paper ran: 100 iterations, 1 binary search step, constant 10
 _CW = dict(attack="C&W L2", steps=100)
@@ -43,27 +43,57 @@ MEASURED_BY = {
 }
 
 
-def ledger(tabs: dict, adaptive: dict, cfg: QuSecNetsConfig, section: str = "") -> Ledger:
+#: the parts of the ledger a chapter page can record (:func:`ledger`'s ``part``)
+PARTS = ("reproduction", "adaptive")
+
+
+def answered_by_adaptive(i: int, cfg: QuSecNetsConfig) -> bool:
+    """Whether claim ``CLAIMS[i]`` is one the adaptive test answers: FGSM at the headline radius
+    ``cfg.eps`` on the chapter's dataset (the cascade's first stage is that very attack)."""
+    c, how = CLAIMS[i], MEASURED_BY.get(i)
+    return (c.dataset == cfg.dataset and isinstance(how, tuple) and how[0] == "fgsm" and c.eps is not None
+            and abs(c.eps - cfg.eps) < 1e-9)
+
+
+def ledger(tabs: dict | None, adaptive: dict | None, cfg: QuSecNetsConfig, section: str = "",
+           part: str | None = None) -> Ledger:
     """The chapter's claims for ``cfg.dataset`` joined with our numbers: under the paper's protocol
     from ``tabs`` (:func:`.measure.reproduce`), adaptive worst cases from ``adaptive``
     (:func:`.measure.adaptive`, at ``cfg.eps``). FGSM claims at another radius than ``cfg.eps`` and
-    minimum-norm (C&W) claims get no adaptive number."""
-    own = [c for c in CLAIMS if c.dataset == cfg.dataset]
-    led = Ledger(own + ([c for c in CLAIMS if c.dataset in OFFLINE_UNAVAILABLE] if own else []))
-    for i, c in enumerate(CLAIMS):
-        if c.key not in led.records:
-            continue
+    minimum-norm (C&W) claims get no adaptive number.
+
+    ``part`` splits the ledger between the chapter's two pages, each claim in exactly one part:
+    ``"reproduction"`` (every claim the adaptive test does not answer, and the claims not runnable
+    here; needs ``tabs``) and ``"adaptive"`` (the FGSM claims at ``cfg.eps``: our number under the
+    paper's protocol is then the cascade's first stage, the paper's attack, unless ``tabs`` is given;
+    needs ``adaptive``). ``None``: the whole ledger."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; expected one of {PARTS} or None")
+    if part != "adaptive" and tabs is None:
+        raise ValueError("the reproduction claims need tabs (the tables of measure.reproduce)")
+    if part == "adaptive" and adaptive is None:
+        raise ValueError("the adaptive claims need the adaptive results (measure.adaptive)")
+    keep = [i for i, c in enumerate(CLAIMS)
+            if part is None or (part == "adaptive") == answered_by_adaptive(i, cfg)]
+    own = [CLAIMS[i] for i in keep if CLAIMS[i].dataset == cfg.dataset]
+    offline = [CLAIMS[i] for i in keep if CLAIMS[i].dataset in OFFLINE_UNAVAILABLE]
+    led = Ledger(own + (offline if any(c.dataset == cfg.dataset for c in CLAIMS) else []))
+    for i in keep:
+        c = CLAIMS[i]
+        if c.key not in led.records or c.dataset != cfg.dataset:
+            continue  # another dataset's claim; CIFAR-10: not runnable here
         how = MEASURED_BY.get(i)
-        if c.dataset != cfg.dataset:
-            continue  # CIFAR-10: not runnable here
         if isinstance(how, str) or how is None:
             led.record(c, reason=how or "not measured by this chapter", section=section)
             continue
-        table, sel = how
-        df = tabs[table]
-        if "eps" in df and c.eps is not None:
-            sel = {**sel, "eps": c.eps}
-        ours = pick(df, **sel)
-        worst = adaptive[c.model].worst if (c.eps == cfg.eps and c.model in adaptive) else None
+        worst = adaptive[c.model].worst if (adaptive and c.eps == cfg.eps and c.model in adaptive) else None
+        if tabs is None:
+            ours = adaptive[c.model].paper_attack()
+        else:
+            table, sel = how
+            df = tabs[table]
+            if "eps" in df and c.eps is not None:
+                sel = {**sel, "eps": c.eps}
+            ours = pick(df, **sel)
         led.record(c, ours, worst, section=section)
     return led
