@@ -381,3 +381,22 @@ def test_the_two_pages_ledgers_cover_every_claim_once():
         X.ledger(tabs, adaptive, cfg, part="everything")
     with pytest.raises(ValueError, match="need tabs"):
         X.ledger(None, adaptive, cfg, part="reproduction")
+
+
+def test_the_adaptive_pages_paper_protocol_equals_the_reproduction(trained_cnn, mnist_test):
+    """The adaptive page measures the paper's FGSM again instead of rerunning reproduce(): the same
+    rows, to the image (both pages' claims quote one number)."""
+    import dataclasses
+
+    from qutils.defenses import constant_quantization
+
+    cfg = dataclasses.replace(X.config_for("mnist", get_profile("smoke")), eval_images=60, cw_images=4,
+                              cw_sources=1, cw_steps=3)
+    defs = {X.NO_DEFENSE: trained_cnn, "CQ n=2": QuSecNet(constant_quantization(2), trained_cnn).eval()}
+    x, y = mnist_test.x[:80], mnist_test.y[:80]
+    tabs = X.reproduce(defs, trained_cnn, x, y, cfg, strategies=[], progress=False)
+    ours = X.paper_protocol(defs, x, y, cfg)["fgsm"]
+    for name in defs:
+        a = X.pick(tabs["fgsm"], defense=name, setting="white-box", eps=cfg.eps)
+        b = X.pick(ours, defense=name, setting="white-box", eps=cfg.eps)
+        assert (a.correct, a.n) == (b.correct, b.n) and a.n == 60
