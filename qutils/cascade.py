@@ -87,13 +87,6 @@ class CascadeResult:
                 return s["after"]
         raise ValueError(f"no stage {label!r}; stages: {[s['stage'] for s in self.stages]}")
 
-    def paper_attack(self) -> Accuracy | None:
-        """The paper's attack alone: the accuracy after the first stage when that stage's role is
-        "paper's attack" (a later stage only runs on the survivors of earlier ones), else None."""
-        if self.stages and self.stages[0]["role"] == "paper's attack":
-            return self.stages[0]["after"]
-        return None
-
     @property
     def seconds(self) -> float:
         return float(sum(s["seconds"] for s in self.stages))

@@ -64,13 +64,12 @@ def ledger(tabs: dict | None, adaptive: dict | None, cfg: QuSecNetsConfig, secti
 
     ``part`` splits the ledger between the chapter's two pages, each claim in exactly one part:
     ``"reproduction"`` (every claim the adaptive test does not answer, and the claims not runnable
-    here; needs ``tabs``) and ``"adaptive"`` (the FGSM claims at ``cfg.eps``: our number under the
-    paper's protocol is then the cascade's first stage, the paper's attack, unless ``tabs`` is given;
-    needs ``adaptive``). ``None``: the whole ledger."""
+    here; needs ``tabs``) and ``"adaptive"`` (the FGSM claims at ``cfg.eps``, joined with the adaptive
+    worst case; ``tabs`` may then be :func:`.measure.paper_protocol`'s). ``None``: the whole ledger."""
     if part is not None and part not in PARTS:
         raise ValueError(f"unknown part {part!r}; expected one of {PARTS} or None")
-    if part != "adaptive" and tabs is None:
-        raise ValueError("the reproduction claims need tabs (the tables of measure.reproduce)")
+    if tabs is None:
+        raise ValueError("the claims need tabs (measure.reproduce, or measure.paper_protocol's FGSM)")
     if part == "adaptive" and adaptive is None:
         raise ValueError("the adaptive claims need the adaptive results (measure.adaptive)")
     keep = [i for i, c in enumerate(CLAIMS)
@@ -87,13 +86,10 @@ def ledger(tabs: dict | None, adaptive: dict | None, cfg: QuSecNetsConfig, secti
             led.record(c, reason=how or "not measured by this chapter", section=section)
             continue
         worst = adaptive[c.model].worst if (adaptive and c.eps == cfg.eps and c.model in adaptive) else None
-        if tabs is None:
-            ours = adaptive[c.model].paper_attack()
-        else:
-            table, sel = how
-            df = tabs[table]
-            if "eps" in df and c.eps is not None:
-                sel = {**sel, "eps": c.eps}
-            ours = pick(df, **sel)
+        table, sel = how
+        df = tabs[table]
+        if "eps" in df and c.eps is not None:
+            sel = {**sel, "eps": c.eps}
+        ours = pick(df, **sel)
         led.record(c, ours, worst, section=section)
     return led
