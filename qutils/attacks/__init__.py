@@ -11,6 +11,7 @@ stochastic defense's randomness.
 """
 from .base import (Attack, MinimizationAttack, Norm, ThreatModel, all_targets, check_eps, check_inputs, margin,
                    norms, project, random_targets)
+from .anneal import AnnealedBPDA
 from .apgd import APGD, APGDT
 from .bpda import BPDA, bpda
 from .cw import CWL2
@@ -37,6 +38,6 @@ def make(name: str, **kwargs) -> Attack:
 
 
 __all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
-           "DeepFool", "JSMA", "ZOO", "Square", "ThresholdFlip", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
+           "DeepFool", "JSMA", "ZOO", "Square", "ThresholdFlip", "AnnealedBPDA", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
            "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
            "margin", "norms", "project"]
