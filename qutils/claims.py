@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from . import data as qdata
 from .evaluate import Accuracy, significantly_lower
 
-__all__ = ["PAPERS", "STATUSES", "RULE", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of", "load_ledgers"]
+__all__ = ["PAPERS", "STATUSES", "RULE", "PARTS", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of",
+           "check_part", "load_ledgers"]
 
 #: the five papers, by the key a claim uses
 PAPERS = {
@@ -126,6 +127,23 @@ class Estimate:
 
     def contains(self, v: float) -> bool:
         return self.ci_low - 1e-9 <= v <= self.ci_high + 1e-9
+
+
+#: the parts of a chapter's ledger, one per page: the claims the reproduction page measures, and the
+#: ones the adaptive page answers with the worst case beside them
+PARTS = ("reproduction", "adaptive")
+
+
+def check_part(part: str | None, measured, adaptive, measured_by: str) -> None:
+    """The checks every chapter's ``ledger(..., part=)`` makes: ``part`` is one of :data:`PARTS` or
+    ``None``, the paper-protocol measurements (``measured``, described by ``measured_by``) are given, and
+    the adaptive part has the adaptive results."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; expected one of {PARTS} or None")
+    if measured is None:
+        raise ValueError(f"the claims need {measured_by}")
+    if part == "adaptive" and adaptive is None:
+        raise ValueError("the adaptive claims need the adaptive results (measure.adaptive)")
 
 
 def status_of(claim: Claim, ours=None, adaptive=None, seed_range: tuple[float, float] | None = None) -> str:

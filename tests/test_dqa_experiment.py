@@ -154,3 +154,17 @@ def test_annealed_bpda_stays_in_the_ball_and_beats_autograd_on_a_staircase():
         AnnealedBPDA(0.1, lambda z: net, ())
     with pytest.raises(ValueError, match="views"):
         AnnealedBPDA(0.1, net)
+
+
+def test_cifar10_full_configuration_builds_resnet18_models():
+    """Table 2's models (a `full` configuration: no CIFAR-10 offline), checked on synthetic images."""
+    cfg = X.config_for("cifar10", get_profile("full"))
+    fp, key_fp = X.build_model(X.FULL_PRECISION, cfg)
+    dq, key_dq = X.build_model("Dynamic 2-bit", cfg)
+    assert key_fp["arch"] == "resnet18" and key_dq["arch"] == "dqa-resnet18"
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    assert fp.eval()(x).shape == (2, 10)
+    out = dq.deployed().eval()(x)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    assert torch.count_nonzero(g) == 0  # deployed exactly: no input gradient
+    assert abs(cfg.eps - 8 / 255) < 1e-12 and cfg.pgd_steps == 7  # table 4's CIFAR-10 PGD

@@ -63,9 +63,11 @@ class DQAConfig:
     eval_images: int = 1000  #: test images of table 1
     cw_images: int = 100  #: table 3: images of C&W L2
     cw_steps: int = 100
-    cw_binary_steps: int = 5
-    zoo_images: int = 20  #: table 5: 200 images in the paper (ZOO is slow on a CPU)
-    zoo_iterations: int = 200  #: ZOO iterations per image (coordinate-wise ADAM, 128 coordinates each)
+    cw_binary_steps: int = 5  #: binary search over C&W's constant, from cw_const (not stated in the paper)
+    cw_const: float = 1.0
+    cw_stepsize: float = 0.1  #: Adam's step in C&W's tanh space (100% success on the clean LeNet)
+    zoo_images: int = 10  #: table 5: 200 images in the paper (ZOO makes 256 queries per iteration and image)
+    zoo_iterations: int = 100  #: ZOO iterations per image (coordinate-wise ADAM, 128 coordinates each)
     fd_h: float = 1e-4  #: ZOO's finite-difference step (Chen et al. 2017: 1e-4)
     substitute_epochs: int = 1  #: clean training of table 6's substitutes
     tsne_images: int = 500  #: figure 3

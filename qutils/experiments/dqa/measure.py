@@ -120,7 +120,8 @@ def cw_table(zoo: Zoo, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, progres
 
     Both gradients for the quantized models (with autograd C&W sees a zero gradient)."""
     xc, yc = x[:cfg.cw_images], y[:cfg.cw_images]
-    cw = CWL2(binary_search_steps=cfg.cw_binary_steps, steps=cfg.cw_steps, initial_const=0.1)
+    cw = CWL2(binary_search_steps=cfg.cw_binary_steps, steps=cfg.cw_steps, initial_const=cfg.cw_const,
+              stepsize=cfg.cw_stepsize)
     plan = [("clean", n, zoo.clean[n].model) for n in [FULL_PRECISION] + [name_of("fixed", b) for b in cfg.bits]
             if n in zoo.clean]
     plan += [("PGD", n, zoo[n]) for n in [FULL_PRECISION] + [name_of("dynamic", b) for b in cfg.bits]

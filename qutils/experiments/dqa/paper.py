@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...claims import OFFLINE_UNAVAILABLE, Claim, Ledger
+from ...claims import OFFLINE_UNAVAILABLE, PARTS, Claim, Ledger, check_part
 from ...evaluate import pick
 from .config import FULL_PRECISION, DQAConfig, name_of
 
@@ -89,8 +89,6 @@ def _claims() -> list[Claim]:
 
 
 CLAIMS = _claims()
-#: the parts of the ledger each page records (:func:`ledger`'s ``part``)
-PARTS = ("reproduction", "adaptive")
 
 
 def paper_table1(t1: pd.DataFrame, table: str = "table 1") -> pd.DataFrame:
@@ -144,12 +142,7 @@ def ledger(t1: pd.DataFrame | None, cfg: DQAConfig, adaptive: dict | None = None
     ``part``: ``"reproduction"`` (every claim but table 1's PGD claims, which the adaptive page
     answers) or ``"adaptive"`` (those); ``None``: all. Claims on another runnable dataset are left
     out; CIFAR-10's are listed as not runnable here (with the MNIST ledger only, so once)."""
-    if part is not None and part not in PARTS:
-        raise ValueError(f"unknown part {part!r}; expected one of {PARTS} or None")
-    if t1 is None:
-        raise ValueError("the claims need table 1's measurements (measure.table1)")
-    if part == "adaptive" and adaptive is None:
-        raise ValueError("the adaptive claims need the adaptive results (measure.adaptive)")
+    check_part(part, t1, adaptive, "table 1's measurements (measure.table1)")
     keep = [c for c in CLAIMS if part is None or (part == "adaptive") == _adaptive_answers(c, cfg)]
     own = any(c.dataset == cfg.dataset for c in CLAIMS)  # CIFAR-10's claims go with MNIST's, listed once
     mine = [c for c in keep if c.dataset == cfg.dataset or (own and c.dataset in OFFLINE_UNAVAILABLE)]

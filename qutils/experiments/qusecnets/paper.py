@@ -7,7 +7,7 @@ answers it; claims without such a row say why.
 """
 from __future__ import annotations
 
-from ...claims import OFFLINE_UNAVAILABLE, Claim, Ledger
+from ...claims import OFFLINE_UNAVAILABLE, PARTS, Claim, Ledger, check_part
 from .config import NO_DEFENSE, QuSecNetsConfig
 from .measure import pick
 from .zoo import BRELU
@@ -43,8 +43,6 @@ MEASURED_BY = {
 }
 
 
-#: the parts of the ledger a chapter page can record (:func:`ledger`'s ``part``)
-PARTS = ("reproduction", "adaptive")
 
 
 def answered_by_adaptive(i: int, cfg: QuSecNetsConfig) -> bool:
@@ -66,12 +64,7 @@ def ledger(tabs: dict | None, adaptive: dict | None, cfg: QuSecNetsConfig, secti
     ``"reproduction"`` (every claim the adaptive test does not answer, and the claims not runnable
     here; needs ``tabs``) and ``"adaptive"`` (the FGSM claims at ``cfg.eps``, joined with the adaptive
     worst case; ``tabs`` may then be :func:`.measure.paper_protocol`'s). ``None``: the whole ledger."""
-    if part is not None and part not in PARTS:
-        raise ValueError(f"unknown part {part!r}; expected one of {PARTS} or None")
-    if tabs is None:
-        raise ValueError("the claims need tabs (measure.reproduce, or measure.paper_protocol's FGSM)")
-    if part == "adaptive" and adaptive is None:
-        raise ValueError("the adaptive claims need the adaptive results (measure.adaptive)")
+    check_part(part, tabs, adaptive, "tabs (measure.reproduce, or measure.paper_protocol's FGSM)")
     keep = [i for i, c in enumerate(CLAIMS)
             if part is None or (part == "adaptive") == answered_by_adaptive(i, cfg)]
     own = [CLAIMS[i] for i in keep if CLAIMS[i].dataset == cfg.dataset]
