@@ -96,7 +96,7 @@ def tsne(emb: pd.DataFrame):
             ax = axes[i, j]
             sc = ax.scatter(d.x, d.y, c=d.label, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
             acc = 100 * float((d.label == d.predicted).mean())
-            ax.set_title(f"{name}: {what} ({acc:.0f}% correct)", fontsize=8)
+            ax.set_title(f"{name}\n{what}: {acc:.0f}% correct", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.6, label="true class")

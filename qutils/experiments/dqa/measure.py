@@ -349,15 +349,13 @@ def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConf
             if eps == 0:
                 a = accuracy(deployed(m), xc, yc)
                 for what in ("PGD, autograd", "PGD, straight-through", "adaptive worst case"):
-                    rows.append({"model": name, "attack": what, "eps": 0.0, **_row(a)})
+                    rows.append({**_row(a), "model": name, "attack": what, "eps": 0.0})
                 continue
-            rows.append({"model": name, "attack": "PGD, autograd", **_row(_attacked(m, paper_pgd(cfg, eps), xc, yc,
-                                                                                     "autograd"))})
-            rows.append({"model": name, "attack": "PGD, straight-through",
-                         **_row(_attacked(m, paper_pgd(cfg, eps), xc, yc, "straight-through"))})
-            r = adaptive({name: m, **({FULL_PRECISION: models[FULL_PRECISION]} if FULL_PRECISION in models else {})},
-                         xc, yc, cfg, eps=eps, names=[name], n=n, progress=False)[name]
-            rows.append({"model": name, "attack": "adaptive worst case", **_row(r.worst)})
+            for what, g in (("PGD, autograd", "autograd"), ("PGD, straight-through", "straight-through")):
+                rows.append({**_row(_attacked(m, paper_pgd(cfg, eps), xc, yc, g)), "model": name, "attack": what})
+            others = {FULL_PRECISION: models[FULL_PRECISION]} if FULL_PRECISION in models else {}
+            r = adaptive({name: m, **others}, xc, yc, cfg, eps=eps, names=[name], n=n, progress=False)[name]
+            rows.append({**_row(r.worst), "model": name, "attack": "adaptive worst case"})
     df = pd.DataFrame(rows)
     df["eps"] = df["eps"].astype(float)
     df.loc[df.eps == 0, "norm"] = "Linf"  # clean accuracy: the start of every curve
