@@ -15,7 +15,7 @@ from scipy.stats import norm as _normal
 from .attacks.base import Attack, check_batch, check_inputs
 
 __all__ = ["check_batch", "wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",
-           "robust_accuracy", "pick", "accuracy_of", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
+           "robust_accuracy", "pick", "accuracy_row", "accuracy_of", "distances", "attack_table", "defense_table", "audit", "AuditReport"]
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -246,6 +246,14 @@ def pick(df, **sel) -> Accuracy:
     if len(rows) != 1:
         raise ValueError(f"{len(rows)} rows match {sel}; expected exactly one")
     return accuracy_of(rows.iloc[0])
+
+
+def accuracy_row(acc: Accuracy, **labels) -> dict:
+    """``acc`` as one results-table row (its :meth:`Accuracy.as_dict` without ``params``) after the
+    ``labels``; :func:`accuracy_of` and :func:`pick` read it back."""
+    d = acc.as_dict()
+    d.pop("params", None)
+    return {**labels, **d}
 
 
 def accuracy_of(row) -> Accuracy:

@@ -14,7 +14,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "Panels", "claims", "claim_counts", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -98,6 +98,17 @@ def show(df, percent=(), intervals=None, eps=("eps",), wrap: int | None = 40, co
     if wrap:
         sty = sty.set_table_styles([{"selector": "td, th", "props": f"max-width: {wrap}ch; white-space: normal; padding: 0.15em 0.6em;"}])
     return sty
+
+
+def cascade_summary(summary, label: str = "defense"):
+    """A :func:`qutils.cascade.summary_table` for the page: one row per ``label`` (its first column) with
+    clean accuracy, the paper's attack and the adaptive worst case (95% intervals), and the later
+    attack that broke the most images."""
+    return show(summary, intervals={"clean (%)": ("clean", "clean_lo", "clean_hi"),
+                                    "paper's attack (%)": ("paper", "paper_lo", "paper_hi"),
+                                    "worst case (%)": ("worst", "worst_lo", "worst_hi")},
+                columns=[label, "clean (%)", "paper's attack (%)", "worst case (%)", "decisive"],
+                rename={"decisive": "attack that broke the most"})
 
 
 def claims(frame, wrap: int = 24):

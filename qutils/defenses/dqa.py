@@ -47,13 +47,12 @@ paper's networks with every activation replaced.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .protocol import AttackView, Defense, check_backward, check_choice
+from .protocol import AttackView, Defense, check_backward, check_choice, check_positive
 
 __all__ = ["FixedQuantizedActivation", "DynamicQuantizedActivation", "DQANet", "SCOPES", "LEVELS", "KINDS",
            "quantized_activation", "dqa_lenet", "dqa_resnet18", "fixed_levels", "paper_levels",
@@ -73,10 +72,7 @@ def _check_bits(bits) -> int:
 
 
 def _check_z(z) -> float:
-    z = float(z)
-    if not math.isfinite(z) or z <= 0:
-        raise ValueError(f"z (the sigmoid steepness) must be a positive finite number, got {z}")
-    return z
+    return check_positive(z, "z (the sigmoid steepness)")
 
 
 def fixed_levels(bits: int) -> torch.Tensor:
@@ -103,8 +99,6 @@ def _steps(u: torch.Tensor, edges: torch.Tensor, heights: torch.Tensor, z: float
 
 
 class _QuantizedActivation(nn.Module):
-    backward_default = "identity"
-
     def __init__(self, bits: int, backward: str = "identity", z: float = 4.0):
         super().__init__()
         self.bits = _check_bits(bits)

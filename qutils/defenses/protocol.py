@@ -23,11 +23,12 @@ Backward rules of a quantizer (:data:`BACKWARDS`), checked in one place (:func:`
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
 
 import torch.nn as nn
 
-__all__ = ["BACKWARDS", "VIEW_KINDS", "check_backward", "check_choice", "AttackView", "Defense", "Baseline",
+__all__ = ["BACKWARDS", "VIEW_KINDS", "check_backward", "check_choice", "check_positive", "AttackView", "Defense", "Baseline",
            "as_defense"]
 
 BACKWARDS = ("auto", "identity", "sigmoid", "soft")
@@ -41,6 +42,15 @@ def check_choice(value, allowed, name: str):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
+
+
+def check_positive(value, name: str) -> float:
+    """``value`` as a float if it is a positive finite number (a steepness, a temperature); otherwise
+    a ``ValueError`` naming ``name``."""
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {v}")
+    return v
 
 
 def check_backward(backward: str, allowed=BACKWARDS) -> str:

@@ -29,14 +29,13 @@ with a chosen ``z``).
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
-from .protocol import AttackView, check_backward, check_choice
+from .protocol import AttackView, check_backward, check_choice, check_positive
 from .squeeze import InputTransformModel
 
 __all__ = ["constant_thresholds", "QuantizationLayer", "QuSecNet", "constant_quantization",
@@ -58,10 +57,7 @@ def _check_levels(levels) -> int:
 
 
 def _check_z(z, name="z") -> float:
-    z = float(z)
-    if not math.isfinite(z) or z <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {z}")
-    return z
+    return check_positive(z, name)
 
 
 class QuantizationLayer(nn.Module):

@@ -8,7 +8,7 @@ import torch
 
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, quantizers
 from ...plot import accuracy_vs_eps
-from .config import FULL_PRECISION, name_of
+from .config import name_of
 from .measure import activation_values
 
 __all__ = ["activations", "feature_map", "distributions", "tsne", "curves", "seeds"]

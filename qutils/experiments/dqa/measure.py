@@ -21,9 +21,10 @@ import torch.nn as nn
 from ...attacks import APGD, CWL2, FGSM, PGD, ZOO, Adaptive, AnnealedBPDA, Transfer, margin
 from ...cascade import Stage, adaptive_evaluation, summary_table
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, batch_dependence, quantizers
-from ...evaluate import Accuracy, accuracy, compare_accuracies, distances, pick, predict, robust_accuracy
+from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, compare_accuracies, distances, pick, predict,
+                         robust_accuracy)
 from ...progress import progress as _progress
-from .config import FULL_PRECISION, DQAConfig, name_of, parse_name
+from .config import FULL_PRECISION, DQAConfig, name_of
 from .zoo import Zoo, deployed
 
 __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table", "finite_differences",
@@ -32,12 +33,6 @@ __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_ra
            "exercise_reference"]
 
 GRADIENTS = ("autograd", "straight-through")
-
-
-def _row(acc: Accuracy, **labels) -> dict:
-    d = acc.as_dict()
-    d.pop("params", None)
-    return {**labels, **d}
 
 
 def views(model: nn.Module) -> dict:
@@ -71,12 +66,10 @@ def table1(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, progr
         m = models[name]
         rows.append(_row(accuracy(deployed(m), xe, ye), model=name, gradient="-"))
         for attack in (paper_pgd(cfg), FGSM(cfg.eps)):
-            for g in GRADIENTS:
-                if g == "straight-through" and not isinstance(m, DQANet):
-                    acc = pick(pd.DataFrame(rows), model=name, attack=attack.name, gradient="autograd")
-                else:
-                    acc = _attacked(m, attack, xe, ye, g)
-                rows.append(_row(acc, model=name, gradient=g))
+            acc = _attacked(m, attack, xe, ye, "autograd")
+            # a full-precision network has one gradient: its straight-through row is the same number
+            st = _attacked(m, attack, xe, ye, "straight-through") if isinstance(m, DQANet) else acc
+            rows += [_row(acc, model=name, gradient="autograd"), _row(st, model=name, gradient="straight-through")]
     return pd.DataFrame(rows)
 
 
@@ -206,31 +199,29 @@ def transfer_table(models: dict, substitutes: dict, x: torch.Tensor, y: torch.Te
 
 
 @torch.no_grad()
+def _hooked(model: nn.Module, module: nn.Module, x: torch.Tensor, grab) -> torch.Tensor:
+    """``grab(inputs, output)`` of ``module`` when ``model`` runs on ``x``."""
+    out = {}
+    h = module.register_forward_hook(lambda mod, i, o: out.setdefault("v", grab(i, o).detach()))
+    try:
+        model(x)
+    finally:
+        h.remove()
+    return out["v"]
+
+
 def activation_values(model: nn.Module, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
     """The output of the ``layer``-th activation (a quantizer, or the ReLU) of ``model`` on ``x``, flattened."""
     m = deployed(model)
     acts = quantizers(m) or [a for a in m.modules() if isinstance(a, nn.ReLU)]
-    out = {}
-    h = acts[layer].register_forward_hook(lambda mod, i, o: out.setdefault("v", o.detach()))
-    try:
-        m(x)
-    finally:
-        h.remove()
-    return out["v"].flatten()
+    return _hooked(m, acts[layer], x, lambda i, o: o).flatten()
 
 
-@torch.no_grad()
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The input of the last fully connected layer (what figure 3 embeds), one row per image."""
     m = deployed(model)
     last = [mod for mod in m.modules() if isinstance(mod, nn.Linear)][-1]
-    out = {}
-    h = last.register_forward_hook(lambda mod, i, o: out.setdefault("v", i[0].detach()))
-    try:
-        m(x)
-    finally:
-        h.remove()
-    return out["v"].flatten(1)
+    return _hooked(m, last, x, lambda i, o: i[0]).flatten(1)
 
 
 def tsne_embedding(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig) -> pd.DataFrame:
@@ -338,8 +329,8 @@ def gain_table(results: dict) -> pd.DataFrame:
 
 def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, names=None) -> pd.DataFrame:
     """Accuracy against epsilon on ``cfg.curve_images`` images for ``names``: the paper's PGD with
-    autograd, PGD with the straight-through gradient, and the adaptive worst case (the cascade
-    without Square). One row per (model, attack, eps)."""
+    autograd, PGD with the straight-through gradient, and the adaptive worst case (:func:`adaptive`'s
+    whole cascade at that radius). One row per (model, attack, eps)."""
     n = min(cfg.curve_images, len(x))
     xc, yc = x[:n], y[:n]
     rows = []

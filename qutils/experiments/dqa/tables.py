@@ -6,7 +6,7 @@ import pandas as pd
 from ... import report
 from ...evaluate import Accuracy
 
-__all__ = ["show_table1", "show_table4", "show_gains", "show_cw", "show_transfer", "show_zoo", "budget", "budget_line", "show_ours"]
+__all__ = ["show_table1", "show_table4", "show_gains", "show_adaptive", "show_cw", "show_transfer", "show_zoo", "budget", "budget_line", "show_ours"]
 
 
 def _cells(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,6 +46,11 @@ def show_gains(gains: pd.DataFrame):
     df = _cells(gains.drop(columns=["drop (points)"])).assign(drop=gains["drop (points)"].map("{:.1f}".format))
     return report.show(df, rename={"paper's attack": "paper's attack (%)", "adaptive worst case": "worst case (%)",
                                    "drop": "drop (points)"}, wrap=24)
+
+
+def show_adaptive(summary: pd.DataFrame):
+    """One row per model of :func:`.measure.adaptive_table`: clean, the paper's attack, the worst case."""
+    return report.cascade_summary(summary, "model")
 
 
 def show_cw(cw: pd.DataFrame):

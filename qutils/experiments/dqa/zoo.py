@@ -17,7 +17,7 @@ from ...defenses.dqa import DQANet, dqa_lenet, dqa_resnet18
 from ...profiles import Profile
 from ...progress import progress as _progress
 from ...train import TrainConfig, TrainResult, get_trained
-from .config import FULL_PRECISION, SOURCES, DQAConfig, parse_name
+from .config import SOURCES, DQAConfig, parse_name
 
 __all__ = ["Zoo", "build_model", "train_model", "train_zoo", "train_substitutes", "test_images", "deployed"]
 
@@ -86,8 +86,8 @@ def train_model(name: str, cfg: DQAConfig, profile: Profile, seed: int, device=N
     clean = get_trained(lambda: build_model(name, cfg)[0], cfg.dataset, _clean_cfg(cfg, seed), profile=profile,
                         key=key, device=device, progress=progress)
     warm = {"warm_start": {**dataclasses.asdict(_clean_cfg(cfg, seed)), "train_subset": profile.train_subset}}
-    adv_profile = profile.replace(train_subset=cfg.adv_train_subset if profile.train_subset is None
-                                  else min(profile.train_subset, cfg.adv_train_subset or profile.train_subset))
+    limits = [n for n in (profile.train_subset, cfg.adv_train_subset) if n is not None]
+    adv_profile = profile.replace(train_subset=min(limits) if limits else None)
     adv = get_trained(lambda: copy.deepcopy(clean.model).train(), cfg.dataset, _adv_cfg(cfg, seed),
                       profile=adv_profile, key={**key, **warm}, device=device, progress=progress)
     return clean, adv

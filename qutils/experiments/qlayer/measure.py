@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ...attacks import APGD, BIM, FGSM, Adaptive, CWLinf
 from ...cascade import Stage, adaptive_evaluation, summary_table
 from ...defenses.qlayer import QLayerNet
-from ...evaluate import Accuracy, accuracy, compare_accuracies, pick, predict, robust_accuracy
+from ...evaluate import Accuracy, accuracy, compare_accuracies, accuracy_row as _row, pick, predict, robust_accuracy
 from ...profiles import Profile
 from ...progress import progress as _progress
 from .config import PAIRS, SOURCE_A, QLayerConfig
@@ -32,12 +32,6 @@ def paths(model: nn.Module) -> dict:
     if isinstance(model, QLayerNet):
         return {"Q-path": model.view("q"), "E-path": model.view("e")}
     return {"-": model}
-
-
-def _row(acc: Accuracy, **labels) -> dict:
-    d = acc.as_dict()
-    d.pop("params", None)
-    return {**labels, **d}
 
 
 def _scored(model_paths: dict, x_adv: torch.Tensor, y: torch.Tensor, atk, threat: str, **labels) -> list[dict]:

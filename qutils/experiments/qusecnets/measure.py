@@ -9,19 +9,14 @@ import torch.nn as nn
 from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, ThresholdFlip, all_targets
 from ...cascade import Stage, adaptive_evaluation, summary_table
 from ...defenses import BitDepthReduction, QuSecNet
-from ...evaluate import Accuracy, accuracy, attack_table, compare_accuracies, defense_table, pick, predict, robust_accuracy
+from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, attack_table, compare_accuracies, defense_table, pick,
+                         predict, robust_accuracy)
 from ...progress import progress as _progress
 from .config import NO_DEFENSE, QuSecNetsConfig
 from .zoo import _info, as_protocol
 
 __all__ = ["reproduce", "zoo_frame", "pick", "headline", "fgsm_pivot", "transfer_beats_white_box", "threshold_crossable", "crossable_table",
            "paper_protocol", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference"]
-
-
-def _row(acc: Accuracy, **labels) -> dict:
-    d = acc.as_dict()
-    d.pop("params", None)
-    return {**labels, **d}
 
 
 def reproduce(defs: dict, substitute: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig,

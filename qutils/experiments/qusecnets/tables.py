@@ -20,8 +20,4 @@ def show_minimum_norm(tabs: dict):
 def show_adaptive(summary: pd.DataFrame):
     """One row per defense: clean, the paper's attack, the adaptive worst case, and the attack that
     broke the most images (:func:`.measure.adaptive_table`)."""
-    return report.show(summary, intervals={"clean (%)": ("clean", "clean_lo", "clean_hi"),
-                                           "paper's attack (%)": ("paper", "paper_lo", "paper_hi"),
-                                           "worst case (%)": ("worst", "worst_lo", "worst_hi")},
-                       columns=["defense", "clean (%)", "paper's attack (%)", "worst case (%)", "decisive"],
-                       rename={"decisive": "attack that broke the most"})
+    return report.cascade_summary(summary, "defense")
