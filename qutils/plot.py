@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "STYLE"]
+__all__ = ["accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "tsne_panels", "STYLE"]
 
 #: matplotlib settings of every figure of the book
 STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
@@ -85,4 +85,25 @@ def adversarial_grid(rows: dict[str, torch.Tensor], preds: dict[str, torch.Tenso
             if c == 0:
                 ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     fig.tight_layout()
+    return fig
+
+
+def tsne_panels(emb):
+    """A t-SNE of clean and attacked points (rows of ``emb``: model, input "clean" | "attacked", x, y,
+    label, predicted), one column per model, clean (top) and attacked (bottom), coloured by the true
+    class; each panel's title gives the accuracy on its points."""
+
+    names = list(dict.fromkeys(emb.model))
+    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6.2))
+    axes = np.array(axes).reshape(2, len(names))
+    for j, name in enumerate(names):
+        for i, what in enumerate(("clean", "attacked")):
+            d = emb[(emb.model == name) & (emb.input == what)]
+            ax = axes[i, j]
+            sc = ax.scatter(d.x, d.y, c=d.label, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
+            acc = 100 * float((d.label == d.predicted).mean())
+            ax.set_title(f"{name}\n{what}: {acc:.0f}% correct", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.6, label="true class")
     return fig

@@ -14,7 +14,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "cells", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -190,3 +190,15 @@ def glue(name: str, value, display: bool = False):
         return shown
     _glue(name, shown, display=display)
     return shown
+
+
+def cells(df):
+    """Accuracy objects as "v [lo, hi]" strings, paper numbers as plain numbers."""
+    def fmt(v):
+        if isinstance(v, Accuracy):
+            return acc(v)
+        if v is None or (isinstance(v, float) and v != v):
+            return EMPTY
+        return f"{v:g}" if isinstance(v, float) else v
+
+    return df.apply(lambda col: col.map(fmt))

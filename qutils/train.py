@@ -3,7 +3,12 @@
 * standard training: minimise cross-entropy on clean images;
 * FGSM adversarial training (Goodfellow et al. 2015): ``(1 - w) * CE(clean) + w * CE(FGSM)``;
 * PGD adversarial training (Madry et al. 2018): the same with PGD examples (``w = 1`` is
-  Madry's pure min-max objective).
+  Madry's pure min-max objective);
+* FGSM with a random start (Wong, Rice & Kolter 2020, ``adv="fgsm_rs"``): the same with FGSM-RS
+  examples (step ``1.25 eps`` from a uniform start), at FGSM's cost.
+
+One iteration of any of them is :func:`training_step`; :func:`step_seconds` times it (the cost
+of each training method, measured on the same batches).
 
 After every epoch the model is scored on the validation set and the best epoch is kept:
 ``select="clean"`` (clean accuracy), ``"mixed"`` (clean + FGSM images, half and half; the Q-Layer
@@ -27,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as qdata
-from .attacks import FGSM, PGD
+from .attacks import FGSM, FGSMRS, PGD
 from .cache import cached_state
 from .evaluate import accuracy, robust_accuracy
 from .profiles import Profile, get_device, get_profile
@@ -35,11 +40,11 @@ from .progress import progress as _progress
 from .utils import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained", "cache_key_of",
-           "best_of_seeds", "state_fingerprint"]
+           "best_of_seeds", "state_fingerprint", "training_step", "step_seconds"]
 
 OPTIMIZERS = ("adam", "radam", "sgd")
 SCHEDULES = ("none", "step", "multistep", "cosine")
-ADVERSARIAL = ("none", "fgsm", "pgd")
+ADVERSARIAL = ("none", "fgsm", "pgd", "fgsm_rs")
 SELECTION = ("clean", "mixed", "last")
 
 
@@ -57,7 +62,7 @@ class TrainConfig:
     step_size: int = 30  #: epochs between decays for ``step``
     milestones: tuple[int, ...] = ()  #: epochs of decay for ``multistep``
     gamma: float = 0.1  #: decay factor
-    adv: str = "none"  #: none | fgsm | pgd adversarial training
+    adv: str = "none"  #: none | fgsm | pgd | fgsm_rs adversarial training
     adv_eps: float = 0.3
     adv_steps: int = 10  #: PGD steps during adversarial training
     adv_weight: float = 0.5  #: weight of the adversarial loss term
@@ -124,7 +129,73 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer):
 def _adversarial_batch(cfg: TrainConfig, model, x, y, step_seed: int):
     if cfg.adv == "fgsm":
         return FGSM(cfg.adv_eps)(model, x, y)
+    if cfg.adv == "fgsm_rs":
+        return FGSMRS(cfg.adv_eps, seed=step_seed)(model, x, y)
     return PGD(cfg.adv_eps, steps=cfg.adv_steps, seed=step_seed)(model, x, y)
+
+
+def training_step(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, xb: torch.Tensor,
+                  yb: torch.Tensor, step_seed: int = 0, loss_fn: Callable | None = None,
+                  craft_on: Callable | None = None) -> float:
+    """One iteration of ``cfg``'s training method on the batch ``xb, yb``: craft the adversarial
+    half (``cfg.adv``), ``(1 - w) loss(clean) + w loss(adversarial)``, one optimizer step. Returns the loss."""
+    loss_fn = loss_fn or (lambda m, x_, y_: F.cross_entropy(m(x_), y_))
+    if cfg.adv == "none":
+        loss = loss_fn(model, xb, yb)
+    else:
+        xa = _adversarial_batch(cfg, craft_on(model) if craft_on else model, xb, yb, step_seed)
+        w = cfg.adv_weight
+        loss = (1 - w) * loss_fn(model, xb, yb) + w * loss_fn(model, xa, yb) if w < 1 else loss_fn(model, xa, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def step_seconds(methods: dict, batches, device: torch.device | None = None, warmup: int = 1) -> "pd.DataFrame":
+    """Seconds per training iteration of each method, measured on the same ``batches``.
+
+    ``methods``: ``{label: (model_fn, TrainConfig)}``, a fresh model per method (``model_fn()``).
+    ``batches``: a list of ``(x, y)``; each method runs ``warmup`` untimed iterations on the first
+    batch, then one timed iteration per batch, in the same order. Returns one row per method: the
+    median and mean seconds per iteration, the number of timed iterations, and the forward passes
+    per iteration (counted with a hook: 1 + the attack's gradient steps, + 1 for a clean half)."""
+    import statistics
+    import time
+
+    import pandas as pd
+
+    batches = list(batches)
+    if not batches:
+        raise ValueError("step_seconds needs at least one batch")
+    device = device or get_device()
+    rows = []
+    for label, (model_fn, cfg) in methods.items():
+        seed_everything(cfg.seed)
+        model = model_fn().to(device).train()
+        opt = make_optimizer(cfg, model.parameters())
+        calls = [0]
+        hook = model.register_forward_pre_hook(lambda m, i: calls.__setitem__(0, calls[0] + 1))
+        try:
+            for _ in range(warmup):
+                training_step(model, opt, cfg, batches[0][0].to(device), batches[0][1].to(device))
+            calls[0] = 0
+            times = []
+            for i, (xb, yb) in enumerate(batches):
+                xb, yb = xb.to(device), yb.to(device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                training_step(model, opt, cfg, xb, yb, step_seed=i)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+        finally:
+            hook.remove()
+        rows.append({"method": label, "seconds per iteration": statistics.median(times),
+                     "mean seconds": statistics.fmean(times), "iterations": len(times),
+                     "forward passes per iteration": calls[0] / len(times), "batch size": len(batches[0][0])})
+    return pd.DataFrame(rows)
 
 
 def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.TensorData | None,
@@ -152,7 +223,6 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
     model.to(device)
     opt = make_optimizer(cfg, model.parameters())
     sched = make_scheduler(cfg, opt)
-    loss_fn = loss_fn or (lambda m, xb, yb: F.cross_entropy(m(xb), yb))
 
     # the mixed validation set's adversarial half, when crafted on a fixed source model, is fixed
     val_adv = None
@@ -171,17 +241,8 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             xb, yb = train_data.x[idx].to(device), train_data.y[idx].to(device)
-            if cfg.adv == "none":
-                loss = loss_fn(model, xb, yb)
-            else:
-                xa = _adversarial_batch(cfg, craft_on(model) if craft_on else model, xb, yb,
-                                        cfg.seed * 1_000_003 + step)
-                w = cfg.adv_weight
-                loss = (1 - w) * loss_fn(model, xb, yb) + w * loss_fn(model, xa, yb) if w < 1 else loss_fn(model, xa, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
+            loss = training_step(model, opt, cfg, xb, yb, cfg.seed * 1_000_003 + step, loss_fn, craft_on)
+            total += loss * len(idx)
             count += len(idx)
             step += 1
         if sched is not None:

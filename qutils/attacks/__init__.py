@@ -3,11 +3,11 @@
 >>> from qutils.attacks import PGD
 >>> x_adv = PGD(eps=0.3, steps=40)(model, x, y)
 
-White-box gradient attacks: FGSM, BIM, PGD (Linf, L2), APGD-CE/DLR and APGD-T (AutoAttack's), CWLinf,
+White-box gradient attacks: FGSM, FGSM-RS, BIM, PGD (Linf, L2), APGD-CE/DLR and APGD-T (AutoAttack's), CWLinf,
 CWL2, DeepFool, JSMA.
 Score-based black-box: ZOO, Square. Decision-based black-box: HopSkipJump, Boundary (foolbox).
 Transfer and adaptive (BPDA) attacks wrap any of them; ``eot=n`` averages gradients over a
-stochastic defense's randomness.
+stochastic defense's randomness, and EOTPGD maximises the share of a random defense's draws it fools.
 """
 from .base import (Attack, MinimizationAttack, Norm, ThreatModel, all_targets, check_eps, check_inputs, margin,
                    norms, project, random_targets)
@@ -16,7 +16,8 @@ from .apgd import APGD, APGDT
 from .bpda import BPDA, bpda
 from .cw import CWL2
 from .deepfool import DeepFool
-from .fgsm import FGSM
+from .eot import EOTPGD
+from .fgsm import FGSM, FGSMRS
 from .foolbox_bridge import Boundary, FoolboxAttack, HopSkipJump
 from .jsma import JSMA
 from .pgd import BIM, PGD, CWLinf
@@ -25,7 +26,7 @@ from .threshold import ThresholdFlip
 from .wrappers import Adaptive, Transfer
 from .zoo import ZOO
 
-ATTACKS = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "apgd": APGD, "apgd-t": APGDT, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
+ATTACKS = {"fgsm": FGSM, "fgsm-rs": FGSMRS, "bim": BIM, "pgd": PGD, "apgd": APGD, "apgd-t": APGDT, "eot-pgd": EOTPGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
            "jsma": JSMA, "zoo": ZOO, "square": Square, "hopskipjump": HopSkipJump, "boundary": Boundary}
 
 
@@ -37,7 +38,7 @@ def make(name: str, **kwargs) -> Attack:
     return ATTACKS[key](**kwargs)
 
 
-__all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
-           "DeepFool", "JSMA", "ZOO", "Square", "ThresholdFlip", "AnnealedBPDA", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
+__all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "FGSMRS", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
+           "DeepFool", "JSMA", "ZOO", "Square", "ThresholdFlip", "AnnealedBPDA", "EOTPGD", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
            "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
            "margin", "norms", "project"]

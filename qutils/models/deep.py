@@ -15,9 +15,9 @@ from .registry import register
 __all__ = ["resnet_small_images", "VGG16", "AlexNetSmall"]
 
 
-def resnet_small_images(layers, in_channels=3, num_classes=10, input_size=32):
+def resnet_small_images(layers, in_channels=3, num_classes=10, input_size=32, block=tv_resnet.BasicBlock):
     """torchvision's ResNet with the CIFAR stem: Conv 3x3 stride 1, no max pooling."""
-    model = tv_resnet.ResNet(tv_resnet.BasicBlock, layers, num_classes=num_classes)
+    model = tv_resnet.ResNet(block, layers, num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
@@ -33,6 +33,12 @@ def resnet18(in_channels=3, num_classes=10, input_size=32):
           notes="torchvision ResNet-34 with the CIFAR stem (3x3 conv, no max pooling)")
 def resnet34(in_channels=3, num_classes=10, input_size=32):
     return resnet_small_images([3, 4, 6, 3], in_channels, num_classes, input_size)
+
+
+@register("resnet101", "SQA paper, table 2 (RES101 on CIFAR-10); He et al. 2016",
+          notes="torchvision ResNet-101 (bottleneck blocks) with the CIFAR stem (3x3 conv, no max pooling)")
+def resnet101(in_channels=3, num_classes=10, input_size=32):
+    return resnet_small_images([3, 4, 23, 3], in_channels, num_classes, input_size, tv_resnet.Bottleneck)
 
 
 @register("vgg16", "DQA paper, table 6: VGG16 substitute for black-box attacks; Simonyan & Zisserman 2015",

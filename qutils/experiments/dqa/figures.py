@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, quantizers
-from ...plot import accuracy_vs_eps
+from ...plot import accuracy_vs_eps, tsne_panels
 from .config import name_of
 from .measure import activation_values
 
@@ -85,22 +85,8 @@ def distributions(models: dict, x: torch.Tensor, bits=(1, 2)):
 
 
 def tsne(emb: pd.DataFrame):
-    """Figure 3: the t-SNE of the last layer's input, one column per model, clean (top) and attacked
-    (bottom), coloured by the true label."""
-    names = list(dict.fromkeys(emb.model))
-    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6.2))
-    axes = np.array(axes).reshape(2, len(names))
-    for j, name in enumerate(names):
-        for i, what in enumerate(("clean", "attacked")):
-            d = emb[(emb.model == name) & (emb.input == what)]
-            ax = axes[i, j]
-            sc = ax.scatter(d.x, d.y, c=d.label, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
-            acc = 100 * float((d.label == d.predicted).mean())
-            ax.set_title(f"{name}\n{what}: {acc:.0f}% correct", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.6, label="true class")
-    return fig
+    """Figure 3: the t-SNE of the last layer's input (:func:`qutils.plot.tsne_panels`)."""
+    return tsne_panels(emb)
 
 
 def curves(df: pd.DataFrame, names=None):

@@ -21,6 +21,7 @@ import torch.nn as nn
 from ...attacks import APGD, CWL2, FGSM, PGD, ZOO, Adaptive, AnnealedBPDA, Transfer, margin
 from ...cascade import Stage, adaptive_evaluation, summary_table
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, batch_dependence, quantizers
+from ...features import hooked, penultimate as _penultimate, tsne_2d
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, compare_accuracies, distances, pick, predict,
                          robust_accuracy)
 from ...progress import progress as _progress
@@ -198,38 +199,22 @@ def transfer_table(models: dict, substitutes: dict, x: torch.Tensor, y: torch.Te
     return pd.DataFrame(rows)
 
 
-@torch.no_grad()
-def _hooked(model: nn.Module, module: nn.Module, x: torch.Tensor, grab) -> torch.Tensor:
-    """``grab(inputs, output)`` of ``module`` when ``model`` runs on ``x``."""
-    out = {}
-    h = module.register_forward_hook(lambda mod, i, o: out.setdefault("v", grab(i, o).detach()))
-    try:
-        model(x)
-    finally:
-        h.remove()
-    return out["v"]
-
-
 def activation_values(model: nn.Module, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
     """The output of the ``layer``-th activation (a quantizer, or the ReLU) of ``model`` on ``x``, flattened."""
     m = deployed(model)
     acts = quantizers(m) or [a for a in m.modules() if isinstance(a, nn.ReLU)]
-    return _hooked(m, acts[layer], x, lambda i, o: o).flatten()
+    return hooked(m, acts[layer], x, lambda i, o: o).flatten()
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The input of the last fully connected layer (what figure 3 embeds), one row per image."""
-    m = deployed(model)
-    last = [mod for mod in m.modules() if isinstance(mod, nn.Linear)][-1]
-    return _hooked(m, last, x, lambda i, o: i[0]).flatten(1)
+    """The input of the last fully connected layer of the deployed model (what figure 3 embeds)."""
+    return _penultimate(deployed(model), x)
 
 
 def tsne_embedding(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig) -> pd.DataFrame:
     """Figure 3: a 2-D t-SNE (scikit-learn) of the last layer's input for each model, on
     ``cfg.tsne_images`` clean images and their PGD examples (straight-through gradient), the two
     embedded together so clean and attacked share the axes. One row per point."""
-    from sklearn.manifold import TSNE
-
     n = min(cfg.tsne_images, len(x))
     xs, ys = x[:n], y[:n]
     frames = []
@@ -237,7 +222,7 @@ def tsne_embedding(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfi
         v = views(m)
         x_adv = Adaptive(paper_pgd(cfg, cfg.tsne_eps), v["straight-through"])(v["autograd"], xs, ys)
         feats = torch.cat([penultimate(m, xs), penultimate(m, x_adv)]).numpy()
-        emb = TSNE(2, init="pca", random_state=cfg.seed, perplexity=30).fit_transform(feats)
+        emb = tsne_2d(feats, cfg.seed)
         pred = torch.cat([predict(v["autograd"], xs), predict(v["autograd"], x_adv)]).numpy()
         frames.append(pd.DataFrame({"model": name, "input": ["clean"] * n + ["attacked"] * n,
                                     "x": emb[:, 0], "y": emb[:, 1], "label": np.tile(ys.numpy(), 2),

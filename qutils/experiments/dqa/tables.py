@@ -4,21 +4,11 @@ from __future__ import annotations
 import pandas as pd
 
 from ... import report
-from ...evaluate import Accuracy
 
 __all__ = ["show_table1", "show_table4", "show_gains", "show_adaptive", "show_cw", "show_transfer", "show_zoo", "budget", "budget_line", "show_ours"]
 
 
-def _cells(df: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy objects as "v [lo, hi]" strings, paper numbers as plain numbers."""
-    def fmt(v):
-        if isinstance(v, Accuracy):
-            return report.acc(v)
-        if v is None or (isinstance(v, float) and v != v):
-            return report.EMPTY
-        return f"{v:g}" if isinstance(v, float) else v
-
-    return df.apply(lambda col: col.map(fmt))
+_cells = report.cells
 
 
 def show_table1(paper_vs_ours: pd.DataFrame):

@@ -1,0 +1,131 @@
+"""The SQA chapter's figures (both datasets' notebooks draw them the same way)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ...plot import accuracy_vs_eps, tsne_panels
+
+__all__ = ["algorithm", "distributions", "figure1", "timing", "tsne", "activation_maps", "convergence", "curves"]
+
+
+def algorithm(steps: dict, channel: int = 0):
+    """Algorithm 1 on one feature map (:func:`.measure.algorithm_steps`): the ReLU output, the
+    scaled map g, the Bernoulli probabilities, one stochastic draw, the mean of 200 draws."""
+    panels = [("h: the ReLU output", steps["h"]), (f"g in [0, {steps['lam']}]", steps["g"]),
+              ("P(round up) = g - floor(g)", steps["p"]), ("one draw of SQA", steps["draw"]),
+              ("nearest rounding", steps["nearest"]), ("mean of 200 draws", steps["mean of draws"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.0 * len(panels), 2.3))
+    for ax, (title, t) in zip(axes, panels):
+        im = ax.imshow(t[channel].numpy(), cmap="viridis")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def distributions(values: dict):
+    """The activations SQA receives and what it outputs: ``{layer label: (input, output)}`` (flat
+    tensors, :func:`.measure.activation_values`), each normalised by the image's maximum."""
+    fig, axes = plt.subplots(1, len(values), figsize=(3.3 * len(values), 2.6))
+    for ax, (label, (h, q)) in zip(np.atleast_1d(axes), values.items()):
+        top = float(h.max()) or 1.0
+        bins = np.linspace(0, 1, 41)
+        ax.hist((h / top).numpy(), bins=bins, alpha=0.6, label="ReLU output", density=True)
+        ax.hist((q / top).numpy(), bins=bins, alpha=0.6, label="after SQA", density=True)
+        ax.set_yscale("log")
+        ax.set_xlabel("activation / its maximum")
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure1(df: pd.DataFrame):
+    """Figure 1: FGSM accuracy against epsilon with deterministic quantization on one layer."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    accuracy_vs_eps(df, ax=ax, group="model")
+    ax.legend(fontsize=8)
+    ax.set_title("FGSM against deterministic quantization, by layer", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def timing(df: pd.DataFrame):
+    """Table 4 as bars: seconds per training iteration relative to FGSM training, ours and the paper's."""
+    fig, ax = plt.subplots(figsize=(6.0, 2.8))
+    pos = np.arange(len(df))
+    ax.bar(pos - 0.2, df["ratio to FGSM"], 0.4, label="ours (measured here)")
+    ax.bar(pos + 0.2, df["paper ratio to FGSM"].fillna(0), 0.4, label="paper (table 4, ResNet-34, GPU)")
+    ax.set_xticks(pos, df.method, fontsize=8)
+    ax.set_ylabel("time per iteration / FGSM's")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def tsne(emb: pd.DataFrame):
+    """Figure 2: t-SNE of the penultimate layer, clean (top) against C&W (bottom), per model."""
+    return tsne_panels(emb)
+
+
+def activation_maps(maps: dict, side: int | None = None):
+    """Figure 3: the mean penultimate activation per class (columns), clean and attacked (rows) for
+    each model, each drawn as a square map; one colour scale per model."""
+    names = list(maps)
+    k = next(iter(maps.values()))["clean"].shape
+    side = side or int(np.ceil(np.sqrt(k[1])))
+    fig, axes = plt.subplots(2 * len(names), k[0], figsize=(0.72 * k[0] + 1.4, 1.5 * len(names) + 0.4), squeeze=False)
+    for i, name in enumerate(names):
+        top = max(maps[name]["clean"].max(), maps[name]["attacked"].max())
+        for r, what in enumerate(("clean", "attacked")):
+            for c in range(k[0]):
+                v = np.zeros(side * side)
+                v[:k[1]] = maps[name][what][c]
+                ax = axes[2 * i + r, c]
+                ax.imshow(v.reshape(side, side), cmap="viridis", vmin=0, vmax=top)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c == 0:
+                    ax.set_ylabel(f"{name}\n{what}", fontsize=6, rotation=0, ha="right", va="center")
+                if i == 0 and r == 0:
+                    ax.set_title(str(c), fontsize=8)
+    fig.subplots_adjust(left=0.2, wspace=0.05, hspace=0.1)
+    return fig
+
+
+def convergence(df: pd.DataFrame):
+    """Accuracy under EOT-PGD against the number of EOT samples and against the steps, one draw and
+    majority vote (:func:`.measure.convergence`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharey=True)
+    for ax, axis in zip(axes, ("EOT samples", "steps")):
+        for j, (what, d) in enumerate(df[df.axis == axis].groupby("evaluation", sort=False)):
+            d = d.sort_values("value")
+            ax.errorbar(d.value, 100 * d.accuracy, yerr=[100 * (d.accuracy - d.ci_low), 100 * (d.ci_high - d.accuracy)],
+                        marker="o", ms=3, capsize=2, label=what, c=f"C{j}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(df[df.axis == axis].value)), [str(v) for v in sorted(set(df[df.axis == axis].value))])
+        ax.set_xlabel(axis)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"accuracy (%), {int(df.n.iloc[0])} images, 95% CI")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curves(df: pd.DataFrame, names=None):
+    """Accuracy against epsilon, one panel per model: the paper's PGD and the adaptive worst case."""
+    names = names or list(dict.fromkeys(df.model))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.9), sharey=True)
+    for ax, name in zip(np.atleast_1d(axes), names):
+        accuracy_vs_eps(df[df.model == name], ax=ax, title=name)
+        if ax is not np.atleast_1d(axes)[0]:
+            ax.set_ylabel("")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
