@@ -35,12 +35,15 @@ SPECS = {
     "LARGE FGSM-RS": ModelSpec("large", "fgsm_rs"),
     "LARGE no defense": ModelSpec("large", "none"),
     "SMALL no defense": ModelSpec("small", "none"),
-    "SMALL det. layer 1": ModelSpec("small", "none", ((0, 1),), "nearest"),
-    "SMALL det. layer 2": ModelSpec("small", "none", ((1, 1),), "nearest"),
-    "SMALL det. layer 3": ModelSpec("small", "none", ((2, 1),), "nearest"),
+    "SMALL det. layer 1": ModelSpec("small", "none", ((0, 2),), "nearest"),
+    "SMALL det. layer 2": ModelSpec("small", "none", ((1, 2),), "nearest"),
+    "SMALL det. layer 3": ModelSpec("small", "none", ((2, 2),), "nearest"),
 }
 TABLE1 = ("SMALL full", "SMALL SQA", "LARGE full", "LARGE SQA")  #: the paper's table 1 rows
 BASELINES = ("LARGE PGD", "LARGE FGSM-RS")  #: the slow reference (Madry et al.) and fast training with a random start
+#: figure 1: SMALL, clean training, without quantization and with deterministic ternary quantization
+#: (lambda 2; the paper does not give it) after one convolution. With lambda 1 after the third
+#: convolution the network did not learn at all in the book's budget (training loss stuck at ln 10).
 FIGURE1 = ("SMALL no defense", "SMALL det. layer 1", "SMALL det. layer 2", "SMALL det. layer 3")
 HEADLINE = ("LARGE SQA", "LARGE full")  #: the paper's headline pair (table 1)
 
