@@ -77,19 +77,19 @@ class SQAConfig:
     tsne_classes: tuple[int, ...] = (0, 1, 2, 3)  #: figure 2: four classes
     tsne_images: int = 400  #: figure 2: test images of those classes
     map_images: int = 50  #: figure 3: images per class averaged (the paper: about 1000)
-    adaptive_images: int = 500  #: images of the adaptive cascade (deterministic models)
-    random_images: int = 200  #: ... for the random (SQA) models, each gradient averaged over `eot` draws
+    adaptive_images: int = 250  #: images of the adaptive cascade (deterministic models)
+    random_images: int = 150  #: ... for the random (SQA) models, each gradient averaged over `eot` draws
     eot: int = 8  #: EOT samples per gradient in the cascade
     apgd_steps: int = 40
     apgd_targets: int = 3
     square_queries: int = 1000
     confidence: float = 10.0  #: the designed attack's margin (logits) past the decision boundary
     vote_draws: int = 21  #: draws of the majority vote
-    convergence_images: int = 100
-    convergence_eot: tuple[int, ...] = (1, 2, 4, 8, 16)  #: EOT samples of the convergence curve (steps fixed)
-    convergence_steps: tuple[int, ...] = (10, 20, 40, 80)  #: steps of the convergence curve (EOT fixed)
-    curve_images: int = 100
-    epsilons: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+    convergence_images: int = 50
+    convergence_eot: tuple[int, ...] = (1, 4, 16)  #: EOT samples of the convergence curve (steps fixed)
+    convergence_steps: tuple[int, ...] = (10, 40, 80)  #: steps of the convergence curve (EOT fixed)
+    curve_images: int = 60
+    epsilons: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)
     seed: int = 0
 
     @property
@@ -120,7 +120,7 @@ def config_for(dataset: str, profile: Profile) -> SQAConfig:
         cfg = dataclasses.replace(cfg, train_eps=0.1, fgsm_eps=(0.05, 0.1), pgd_eps=0.1, pgd_stepsize=0.01 / 2,
                                   sqa_seeds=(0,),
                                   cw_stepsize=0.01 / 2, figure1_eps=(0.0, 0.025, 0.05, 0.075, 0.1, 0.15),
-                                  epsilons=(0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2))
+                                  epsilons=(0.0, 0.05, 0.1, 0.15))
     elif name == "cifar10":
         # section 4.1 and table 2: ResNets, 8/255; PGD 7 steps of 2/255; C&W 30 steps (architecture: full config)
         cfg = dataclasses.replace(cfg, train_eps=8 / 255, fgsm_eps=(4 / 255, 8 / 255), pgd_eps=8 / 255,
@@ -138,7 +138,7 @@ def config_for(dataset: str, profile: Profile) -> SQAConfig:
                                   adaptive_images=30, random_images=20, eot=2, apgd_steps=profile.attack_steps,
                                   apgd_targets=1, square_queries=30, vote_draws=5, convergence_images=10,
                                   convergence_eot=(1, 2), convergence_steps=(2, 4), curve_images=20,
-                                  epsilons=cfg.epsilons[::3], figure1_eps=cfg.figure1_eps[::3])
+                                  epsilons=cfg.epsilons[::2], figure1_eps=cfg.figure1_eps[::3])
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, epochs=100 if name != "cifar10" else 350, train_subset=None,
                                   pgd_train_steps=40 if name != "cifar10" else 7, seeds=(0, 1, 2),

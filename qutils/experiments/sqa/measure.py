@@ -34,7 +34,7 @@ from .zoo import Zoo, build_model, reseeded, train_config
 
 __all__ = ["paper_attacks", "table1", "table1_summary", "seed_range", "overfitting", "figure1", "timing",
            "algorithm_steps", "activation_values", "tsne_embedding", "activation_maps", "vote_accuracy",
-           "gradient_variance", "vote_check", "convergence", "adaptive", "adaptive_table", "gain_table", "surviving_gains",
+           "gradient_variance", "convergence", "adaptive", "adaptive_table", "gain_table", "surviving_gains",
            "adaptive_curves", "exercise_reference"]
 
 
@@ -222,20 +222,6 @@ def vote_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, draws: int
     votes = torch.stack([predict(m, x) for _ in range(draws)])
     counts = torch.nn.functional.one_hot(votes, int(votes.max()) + 1).sum(0)
     return Accuracy(int((counts.argmax(1) == y).sum()), len(y), params={"evaluation": f"majority vote of {draws} draws"})
-
-
-def vote_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: SQAConfig, eps: float | None = None) -> dict:
-    """The designed attack (:class:`~qutils.attacks.EOTPGD`, ``cfg.eot`` draws, ``cfg.apgd_steps``
-    steps) on ``cfg.random_images`` images, its examples evaluated with one fresh draw and with the
-    majority vote of ``cfg.vote_draws`` draws: ``{"one draw": Accuracy, "majority vote": Accuracy}``."""
-    eps = cfg.eps if eps is None else eps
-    n = min(cfg.random_images, len(x))
-    attack = EOTPGD(eps, cfg.apgd_steps, cfg.eot, confidence=cfg.confidence, seed=cfg.seed)
-    x_adv = attack(reseeded(model, cfg.seed), x[:n], y[:n])
-    one = accuracy(reseeded(model, cfg.seed + 1), x_adv, y[:n])
-    vote = vote_accuracy(model, x_adv, y[:n], cfg.vote_draws, cfg.seed + 1)
-    label = dict(attack=attack.name, threat_model="white-box", norm="Linf", eps=eps, steps=cfg.apgd_steps)
-    return {"one draw": dataclasses.replace(one, **label), "majority vote": dataclasses.replace(vote, **label)}
 
 
 def gradient_variance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eot: int, repeats: int = 8,

@@ -6,7 +6,7 @@ import pandas as pd
 from ... import report
 
 __all__ = ["show_table1", "show_runs", "show_overfitting", "show_timing", "show_gains", "show_adaptive",
-           "show_surviving", "vote_frame", "budget", "budget_line"]
+           "show_surviving", "budget", "budget_line"]
 
 
 def show_table1(paper_vs_ours: pd.DataFrame):
@@ -58,12 +58,6 @@ def show_adaptive(summary: pd.DataFrame):
 
 def show_surviving(df: pd.DataFrame):
     return report.show(df, wrap=30)
-
-
-def vote_frame(vote: dict) -> pd.DataFrame:
-    """:func:`.measure.vote_check` as a table: evaluation, accuracy with its interval, images."""
-    return pd.DataFrame([{"evaluation": k, "accuracy (%)": report.acc(a), "images": a.n,
-                          "attack": f"{a.attack}, eps {a.eps:g}, {a.steps} steps"} for k, a in vote.items()])
 
 
 def budget(cfg) -> pd.DataFrame:

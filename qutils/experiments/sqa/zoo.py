@@ -100,11 +100,13 @@ def train_model(name: str, cfg: SQAConfig, profile: Profile, seed: int, device=N
     return res
 
 
-def train_zoo(cfg: SQAConfig, profile: Profile, names=None, device=None, progress: bool = True) -> Zoo:
+def train_zoo(cfg: SQAConfig, profile: Profile, names=None, device=None, progress: bool = True,
+              all_seeds: bool = True) -> Zoo:
     """Every model of ``names`` (default: all of :data:`~.config.SPECS`), each for its seeds
-    (``cfg.sqa_seeds`` for table 1's models, ``cfg.seeds`` for the others)."""
+    (``cfg.sqa_seeds`` for the SQA models, ``cfg.seeds`` for the others; ``all_seeds=False``: the
+    first only)."""
     names = list(names or SPECS)
-    plan = [(n, s) for n in names for s in cfg.seeds_of(n)]
+    plan = [(n, s) for n in names for s in (cfg.seeds_of(n) if all_seeds else cfg.seeds_of(n)[:1])]
     runs = {}
     for name, seed in _progress(plan, enabled=progress, desc="models"):
         runs[(name, seed)] = train_model(name, cfg, profile, seed, device=device)
