@@ -10,19 +10,23 @@ from ...plot import accuracy_vs_eps, tsne_panels
 __all__ = ["algorithm", "distributions", "figure1", "timing", "tsne", "activation_maps", "convergence", "curves"]
 
 
-def algorithm(steps: dict, channel: int = 0):
+def algorithm(steps: dict, channel: int | None = None):
     """Algorithm 1 on one feature map (:func:`.measure.algorithm_steps`): the ReLU output, the
-    scaled map g, the Bernoulli probabilities, one stochastic draw, the mean of 200 draws."""
+    scaled map g, the Bernoulli probabilities, one stochastic draw, nearest rounding and the mean of
+    200 draws, for ``channel`` (default: the channel whose ReLU output varies most)."""
+    if channel is None:
+        channel = int(steps["h"].flatten(1).std(1).argmax())
     panels = [("h: the ReLU output", steps["h"]), (f"g in [0, {steps['lam']}]", steps["g"]),
               ("P(round up) = g - floor(g)", steps["p"]), ("one draw of SQA", steps["draw"]),
               ("nearest rounding", steps["nearest"]), ("mean of 200 draws", steps["mean of draws"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.0 * len(panels), 2.3))
-    for ax, (title, t) in zip(axes, panels):
+    fig, axes = plt.subplots(2, 3, figsize=(7.2, 5.0))
+    for ax, (title, t) in zip(axes.flat, panels):
         im = ax.imshow(t[channel].numpy(), cmap="viridis")
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+    fig.suptitle(f"channel {channel}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -119,13 +123,18 @@ def convergence(df: pd.DataFrame):
 
 
 def curves(df: pd.DataFrame, names=None):
-    """Accuracy against epsilon, one panel per model: the paper's PGD and the adaptive worst case."""
+    """Accuracy against epsilon, one panel per model (two per row): the paper's PGD and the
+    adaptive worst case."""
     names = names or list(dict.fromkeys(df.model))
-    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.9), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
+    cols = min(2, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, names):
         accuracy_vs_eps(df[df.model == name], ax=ax, title=name)
-        if ax is not np.atleast_1d(axes)[0]:
+        if ax not in axes[:, 0]:
             ax.set_ylabel("")
         ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig

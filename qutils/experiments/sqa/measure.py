@@ -120,7 +120,7 @@ def figure1(zoo: Zoo, names, x: torch.Tensor, y: torch.Tensor, cfg: SQAConfig) -
         m = zoo[name]
         for eps in cfg.figure1_eps:
             a = accuracy(m, x[:n], y[:n]) if eps == 0 else robust_accuracy(m, FGSM(eps), x[:n], y[:n])
-            rows.append({**_row(a, model=name), "eps": float(eps)})
+            rows.append({**_row(a, model=name), "eps": float(eps), "norm": "Linf"})
     return pd.DataFrame(rows)
 
 

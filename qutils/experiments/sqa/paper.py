@@ -82,7 +82,8 @@ def paper_table1(summary: pd.DataFrame, cfg: SQAConfig, table: str = "table 1") 
         if d.empty:
             continue
         paper = {"model": model, "source": "paper"}
-        ours = {"model": model, "source": f"ours ({int(d.runs.max())} runs)"}
+        runs = int(d.runs.max())
+        ours = {"model": model, "source": f"ours ({runs} run{'s' if runs > 1 else ''})"}
         for col, (v, std), (_, m) in zip(COLUMNS, values, _our_columns(cfg)):
             lab = _label(col, spec)
             paper[lab] = f"{v:.2f}" + ("" if std is None else f" ± {std:.2f}")

@@ -15,10 +15,10 @@ def show_table1(paper_vs_ours: pd.DataFrame):
 
 
 def show_runs(summary: pd.DataFrame, names=None):
-    """Our first run of each model with its 95% interval, one column per measurement."""
+    """Our first run of each model with its 95% interval: one row per measurement, one column per model."""
     df = summary if names is None else summary[summary.model.isin(names)]
-    wide = df.pivot(index="model", columns="measurement", values="first run")
-    wide = wide[list(dict.fromkeys(df.measurement))].loc[list(dict.fromkeys(df.model))].reset_index()
+    wide = df.pivot(index="measurement", columns="model", values="first run")
+    wide = wide[list(dict.fromkeys(df.model))].loc[list(dict.fromkeys(df.measurement))].reset_index()
     return report.show(report.cells(wide), wrap=14)
 
 
@@ -79,4 +79,4 @@ def budget(cfg) -> pd.DataFrame:
 
 def budget_line(cfg) -> str:
     return (f"{cfg.epochs} epochs of {cfg.train_subset or 60000:,} images (the paper: 100 of 60,000), "
-            f"{len(cfg.sqa_seeds)} runs of each table 1 model")
+            f"{len(cfg.sqa_seeds)} runs of each SQA model")
