@@ -32,14 +32,14 @@ def algorithm(steps: dict, channel: int | None = None):
 
 
 def distributions(values: dict):
-    """The activations SQA receives and what it outputs: ``{layer label: (input, output)}`` (flat
-    tensors, :func:`.measure.activation_values`), each normalised by the image's maximum."""
+    """The activations SQA receives and what it outputs: ``{layer label: (input, output)}`` (one row
+    per image, :func:`.measure.activation_values`), each image's values divided by its maximum."""
     fig, axes = plt.subplots(1, len(values), figsize=(3.3 * len(values), 2.6))
     for ax, (label, (h, q)) in zip(np.atleast_1d(axes), values.items()):
-        top = float(h.max()) or 1.0
+        top = h.amax(1, keepdim=True).clamp_min(1e-12)
         bins = np.linspace(0, 1, 41)
-        ax.hist((h / top).numpy(), bins=bins, alpha=0.6, label="ReLU output", density=True)
-        ax.hist((q / top).numpy(), bins=bins, alpha=0.6, label="after SQA", density=True)
+        ax.hist((h / top).flatten().numpy(), bins=bins, alpha=0.6, label="ReLU output", density=True)
+        ax.hist((q / top).flatten().numpy(), bins=bins, alpha=0.6, label="after SQA", density=True)
         ax.set_yscale("log")
         ax.set_xlabel("activation / its maximum")
         ax.set_title(label, fontsize=9)

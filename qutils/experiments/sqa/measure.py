@@ -169,9 +169,9 @@ def algorithm_steps(model: SQANet, x: torch.Tensor, layer: int = 0, seed: int = 
 
 
 def activation_values(model: nn.Module, x: torch.Tensor, layer: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(input, output)`` of SQA layer ``layer`` of ``model`` on ``x`` (flattened; one draw)."""
+    """``(input, output)`` of SQA layer ``layer`` of ``model`` on ``x``, one row per image (one draw)."""
     sqa = sqa_layers(model)[layer]
-    return hooked(reseeded(model, 0), sqa, x, lambda i, o: torch.stack([i[0], o])).flatten(1).unbind(0)
+    return hooked(reseeded(model, 0), sqa, x, lambda i, o: torch.stack([i[0], o])).flatten(2).unbind(0)
 
 
 def _cw(cfg: SQAConfig, eps: float) -> CWLinf:

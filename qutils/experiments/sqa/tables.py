@@ -73,7 +73,7 @@ def budget(cfg) -> pd.DataFrame:
             ("PGD training", "not in the paper's MNIST tables",
              f"Madry et al.: {cfg.pgd_train_steps} steps of 2.5 eps / {cfg.pgd_train_steps} (Madry: 40)"),
             ("training runs", "mean ± std (number not stated)",
-             f"{len(cfg.sqa_seeds)} for table 1's models, {len(cfg.seeds)} for the others")]
+             f"{len(cfg.sqa_seeds)} for the SQA models, {len(cfg.seeds)} for the others")]
     return pd.DataFrame(rows, columns=["setting", "paper (section 4.1)", "this page (book profile)"])
 
 
