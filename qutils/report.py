@@ -14,7 +14,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "cells", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "cells", "cascade_stages", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -202,3 +202,11 @@ def cells(df):
         return f"{v:g}" if isinstance(v, float) else v
 
     return df.apply(lambda col: col.map(fmt))
+
+
+def cascade_stages(result, wrap: int = 26):
+    """One cascade (a :class:`~qutils.cascade.CascadeResult`) stage by stage, for the page: its role,
+    the images attacked and broken, the running worst case with its 95% interval, the seconds."""
+    return show(result.table(), intervals={"worst case after (%)": ("accuracy", "ci_low", "ci_high")},
+                columns=["stage", "role", "attacked", "broken", "worst case after (%)", "seconds"], wrap=wrap)
+
