@@ -52,7 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .protocol import AttackView, Defense, check_backward, check_choice, check_positive
+from .protocol import AttackView, Defense, check_backward, check_choice, check_positive, copy_tree
 
 __all__ = ["FixedQuantizedActivation", "DynamicQuantizedActivation", "DQANet", "SCOPES", "LEVELS", "KINDS",
            "quantized_activation", "dqa_lenet", "dqa_resnet18", "fixed_levels", "paper_levels",
@@ -229,15 +229,6 @@ def quantizers(model: nn.Module) -> list[_QuantizedActivation]:
     return [m for m in model.modules() if isinstance(m, _QuantizedActivation)]
 
 
-def _with_backward(module: nn.Module, backward: str, z: float | None) -> nn.Module:
-    """A copy of the module tree sharing every parameter, with every quantizer's backward rule set."""
-    if isinstance(module, _QuantizedActivation):
-        return module.view(backward, z)
-    new = copy.copy(module)
-    new._modules = {k: (None if v is None else _with_backward(v, backward, z)) for k, v in module._modules.items()}
-    return new
-
-
 class DQANet(nn.Module, Defense):
     """A network whose activations are DQA quantizers, with the defense protocol.
 
@@ -266,7 +257,7 @@ class DQANet(nn.Module, Defense):
         """The same network (weights and thresholds shared) with every quantizer's backward rule set:
         ``"auto"`` (deployed), ``"identity"`` (straight-through) or ``"sigmoid"`` (smooth BPDA)."""
         new = copy.copy(self)
-        new._modules = {"net": _with_backward(self.net, backward, z)}
+        new._modules = {"net": copy_tree(self.net, _QuantizedActivation, lambda q: q.view(backward, z))}
         return new
 
     def deployed(self) -> "DQANet":

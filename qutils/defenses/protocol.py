@@ -23,13 +23,14 @@ Backward rules of a quantizer (:data:`BACKWARDS`), checked in one place (:func:`
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from dataclasses import dataclass
 
 import torch.nn as nn
 
 __all__ = ["BACKWARDS", "VIEW_KINDS", "check_backward", "check_choice", "check_positive", "AttackView", "Defense", "Baseline",
-           "as_defense"]
+           "as_defense", "copy_tree"]
 
 BACKWARDS = ("auto", "identity", "sigmoid", "soft")
 #: what an attack view is, for tables: the deployed model's own gradient, a straight-through or smooth
@@ -125,3 +126,14 @@ def as_defense(model) -> Defense:
     if isinstance(model, nn.Module):
         return Baseline(model)
     raise ValueError(f"expected a Defense or an nn.Module, got {type(model).__name__}")
+
+
+def copy_tree(module: nn.Module, leaf_type: type, fn) -> nn.Module:
+    """A copy of the module tree that shares every parameter, with each module of ``leaf_type``
+    replaced by ``fn(module)`` (a defense's view: the same weights, another backward rule or mode)."""
+    if isinstance(module, leaf_type):
+        return fn(module)
+    new = copy.copy(module)
+    new._modules = {k: (None if v is None else copy_tree(v, leaf_type, fn)) for k, v in module._modules.items()}
+    return new
+

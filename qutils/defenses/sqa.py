@@ -42,7 +42,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from .protocol import AttackView, Defense, check_choice
+from .protocol import AttackView, Defense, check_choice, copy_tree
 
 __all__ = ["StochasticQuantizedActivation", "SQANet", "SCOPES", "MODES", "sqa_layers", "sqa_vanilla", "sqa_resnet",
            "insert_after_relu", "levels_of"]
@@ -118,14 +118,9 @@ def sqa_layers(model: nn.Module) -> list[StochasticQuantizedActivation]:
     return [m for m in model.modules() if isinstance(m, StochasticQuantizedActivation)]
 
 
-def _with_mode(module: nn.Module, mode: str) -> nn.Module:
-    """A copy of the module tree sharing every parameter, with every SQA layer's mode set."""
-    if isinstance(module, StochasticQuantizedActivation):
-        new = copy.copy(module)
-        new.mode = mode
-        return new
-    new = copy.copy(module)
-    new._modules = {k: (None if v is None else _with_mode(v, mode)) for k, v in module._modules.items()}
+def _set_mode(layer: "StochasticQuantizedActivation", mode: str) -> "StochasticQuantizedActivation":
+    new = copy.copy(layer)
+    new.mode = mode
     return new
 
 
@@ -168,7 +163,6 @@ class SQANet(nn.Module, Defense):
         gens = _Generators(seed)
         for layer in sqa_layers(self.net):
             layer.generator = gens
-        self._gens = gens
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +176,7 @@ class SQANet(nn.Module, Defense):
         ``"stochastic"`` (deployed), ``"nearest"`` (deterministic rounding) or ``"mean"`` (expectation)."""
         check_choice(mode, MODES, "mode")
         new = copy.copy(self)
-        new._modules = {"net": _with_mode(self.net, mode)}
+        new._modules = {"net": copy_tree(self.net, StochasticQuantizedActivation, lambda q: _set_mode(q, mode))}
         new.random = mode == "stochastic" and self.random
         return new
 

@@ -6,7 +6,7 @@ from . import figures, tables
 from .config import FULL_PRECISION, SOURCES, DQAConfig, config_for, name_of, parse_name
 from .measure import (GRADIENTS, activation_values, adaptive, adaptive_curves, adaptive_table, batch_scope, cw_table,
                       exercise_reference, finite_differences, gain_table, paper_pgd, penultimate, seed_range,
-                      seed_spread, seed_table, stage_table, surviving_gains, table1, transfer_table, tsne_embedding,
+                      seed_spread, seed_table, surviving_gains, table1, transfer_table, tsne_embedding,
                       views, zoo_table)
 from .paper import CLAIMS, PAPER, PARTS, ledger, paper_table1, paper_table4
 from .zoo import Zoo, build_model, deployed, test_images, train_model, train_substitutes, train_zoo
@@ -16,6 +16,6 @@ __all__ = ["DQAConfig", "config_for", "FULL_PRECISION", "SOURCES", "name_of", "p
            "train_model", "train_zoo", "train_substitutes", "deployed", "test_images", "GRADIENTS", "views",
            "paper_pgd", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table",
            "finite_differences", "transfer_table", "activation_values", "penultimate", "tsne_embedding",
-           "batch_scope", "adaptive", "adaptive_table", "stage_table", "surviving_gains", "gain_table",
+           "batch_scope", "adaptive", "adaptive_table", "surviving_gains", "gain_table",
            "adaptive_curves", "exercise_reference", "CLAIMS", "PAPER", "PARTS", "ledger", "paper_table1",
            "paper_table4", "pick", "figures", "tables"]

@@ -30,7 +30,7 @@ from .zoo import Zoo, deployed
 
 __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table", "finite_differences",
            "transfer_table", "activation_values", "penultimate", "tsne_embedding", "batch_scope", "paper_pgd",
-           "adaptive", "adaptive_table", "stage_table", "surviving_gains", "adaptive_curves", "gain_table",
+           "adaptive", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table",
            "exercise_reference"]
 
 GRADIENTS = ("autograd", "straight-through")
@@ -280,11 +280,6 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, eps
 def adaptive_table(results: dict) -> pd.DataFrame:
     """One row per model: clean, the paper's attack, the worst case, the stage that broke the most."""
     return summary_table(results, "model")
-
-
-def stage_table(results: dict, name: str) -> pd.DataFrame:
-    """The cascade of one model, one row per stage: images attacked and broken, the running worst case."""
-    return results[name].table()
 
 
 def surviving_gains(results: dict, t1: pd.DataFrame, cfg: DQAConfig) -> pd.DataFrame:

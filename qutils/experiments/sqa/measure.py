@@ -262,7 +262,7 @@ def convergence(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: SQAConf
     return pd.DataFrame(rows)
 
 
-def _stages(name: str, m: nn.Module, cfg: SQAConfig, eps: float, source: nn.Module | None, apgd_steps: int,
+def _stages(m: nn.Module, cfg: SQAConfig, eps: float, source: nn.Module | None, apgd_steps: int,
             eot: int, square: int, targets: int) -> list[Stage]:
     """The cascade for one model: the paper's PGD, APGD-CE (EOT) through the straight-through gradient
     and through the expectation view, APGD-T, the designed EOT-PGD, transfer, Square."""
@@ -303,7 +303,7 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: SQAConfig, eps
         random = isinstance(m, SQANet) and m.random
         k = min(n or (cfg.random_images if random else cfg.adaptive_images), len(x))
         eot = max(1, cfg.eot // 4) if light else cfg.eot
-        stages = _stages(name, m, cfg, eps, None if light else source, cfg.apgd_steps, eot,
+        stages = _stages(m, cfg, eps, None if light else source, cfg.apgd_steps, eot,
                          0 if light else cfg.square_queries, cfg.apgd_targets)
         if light:
             stages = [s for s in stages if not s.label.startswith(("APGD-T", "APGD-CE (expectation"))]
