@@ -20,13 +20,14 @@ from .eot import EOTPGD
 from .fgsm import FGSM, FGSMRS
 from .foolbox_bridge import Boundary, FoolboxAttack, HopSkipJump
 from .jsma import JSMA
+from .lowfreq import LowFrequencyPGD, lowpass
 from .pgd import BIM, PGD, CWLinf
 from .square import Square
 from .threshold import ThresholdFlip
 from .wrappers import Adaptive, Transfer
 from .zoo import ZOO
 
-ATTACKS = {"fgsm": FGSM, "fgsm-rs": FGSMRS, "bim": BIM, "pgd": PGD, "apgd": APGD, "apgd-t": APGDT, "eot-pgd": EOTPGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
+ATTACKS = {"fgsm": FGSM, "fgsm-rs": FGSMRS, "bim": BIM, "pgd": PGD, "apgd": APGD, "apgd-t": APGDT, "eot-pgd": EOTPGD, "lowfreq-pgd": LowFrequencyPGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
            "jsma": JSMA, "zoo": ZOO, "square": Square, "hopskipjump": HopSkipJump, "boundary": Boundary}
 
 
@@ -39,6 +40,6 @@ def make(name: str, **kwargs) -> Attack:
 
 
 __all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "FGSMRS", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
-           "DeepFool", "JSMA", "ZOO", "Square", "ThresholdFlip", "AnnealedBPDA", "EOTPGD", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
+           "DeepFool", "JSMA", "LowFrequencyPGD", "lowpass", "ZOO", "Square", "ThresholdFlip", "AnnealedBPDA", "EOTPGD", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
            "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
            "margin", "norms", "project"]

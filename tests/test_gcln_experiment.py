@@ -1,0 +1,104 @@
+"""The GCLN chapter's experiment code: settings, cache keys, claims and ledger, the CIFAR-10/SVHN configuration."""
+import pandas as pd
+import pytest
+import torch
+
+from qutils import models
+from qutils.attacks import Transfer
+from qutils.claims import NO_DATA
+from qutils.defenses.gcln import GCLN
+from qutils.evaluate import Accuracy, accuracy_row
+from qutils.experiments import gcln as X
+from qutils.profiles import get_profile
+
+
+@pytest.mark.parametrize("profile", ["smoke", "book", "full"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10", "svhn"])
+def test_config_for_every_profile(dataset, profile):
+    cfg = X.config_for(dataset, get_profile(profile))
+    assert cfg.dataset == dataset and cfg.eps > 0 and cfg.eval_images > 0
+    assert all(q > 0 for q in cfg.qs) and set(cfg.qs) <= set(cfg.sweep_qs())
+    assert list(cfg.epsilons) == sorted(cfg.epsilons) and cfg.lowfreq_keep <= cfg.block
+    size = 28 if dataset in ("mnist", "fashion_mnist") else 32
+    assert (size + 2 * cfg.pad) % cfg.block == 0
+
+
+def test_config_keeps_the_papers_ratios():
+    book = X.config_for("mnist", get_profile("book"))
+    assert book.eps == 0.3 and book.attack_steps == 10 and book.stepsize == pytest.approx(0.3 / 8)
+    assert [255 * q for q in book.qs] == pytest.approx([0.3 * 255 * 5 / 8, 0.3 * 255 * 10 / 8])
+    cifar = X.config_for("cifar10", get_profile("full"))
+    assert [255 * q for q in cifar.qs] == pytest.approx([5, 10])  # the paper's Qs at its 8/255
+    assert cifar.stepsize == pytest.approx(1 / 255)
+    svhn = X.config_for("svhn", get_profile("full"))
+    assert svhn.eps == pytest.approx(12 / 255) and svhn.stepsize == pytest.approx(3 / 255)
+    assert X.config_for("fashion_mnist", get_profile("book")).eps == 0.1
+    assert book.model_name(book.qs[1]) == "GCLN (Qs=96)"
+    with pytest.raises(ValueError, match="unknown dataset"):
+        X.config_for("imagenet", get_profile("book"))
+
+
+def test_cleaner_cache_keys_differ_by_step_target_and_features():
+    cfg = X.config_for("mnist", get_profile("smoke"))
+    torch.manual_seed(0)
+    a, b = models.build("cnn_a"), models.build("lenet")
+    k = [X.cleaner_cache_config(q, a, b, cfg) for q in cfg.sweep_qs()]
+    k.append(X.cleaner_cache_config(cfg.qs[0], b, a, cfg))
+    assert len({repr(sorted(d.items())) for d in k}) == len(k), "two cleaners would share a checkpoint"
+
+
+def test_cleaner_builds_for_cifar_and_svhn_shapes():
+    for ds in ("cifar10", "svhn"):
+        cfg = X.config_for(ds, get_profile("full"))
+        g, d = X.build_cleaner(cfg, cfg.qs[0])
+        x = torch.rand(2, 3, 32, 32)
+        assert g(x).shape == x.shape and d(x).shape == (2,)
+        target = models.build(cfg.target, in_channels=3)
+        feats = models.build(cfg.feature_net, in_channels=3, input_size=32)
+        assert GCLN(g, target).eval()(x).shape == (2, 10) and feats.features(x).dim() == 4
+
+
+def test_paper_access_crafts_on_the_classifier_behind_an_input_defense():
+    cfg = X.config_for("mnist", get_profile("smoke"))
+    g, _ = X.build_cleaner(cfg, cfg.qs[0])
+    target = models.build("cnn_a")
+    m = GCLN(g, target)
+    pgd = X.paper_attacks(cfg)["PGD"]
+    a = X.paper_access(pgd, m)
+    assert isinstance(a, Transfer) and a.other is target
+    assert X.paper_access(pgd, target) is pgd
+    assert set(X.paper_attacks(cfg)) == {"FGS", "PGD", "BIM", "C&W"}
+    assert X.paper_attacks(cfg)["PGD"].steps == cfg.attack_steps
+
+
+def test_claims_registry_and_parts():
+    assert len(X.CLAIMS) == len({c.key for c in X.CLAIMS})
+    n_values = sum(v is not None for t in ("table 1", "table 3", "table 4")
+                   for row in X.PAPER[t]["rows"].values() for v in row) + len(X.PAPER["table 2"]["rows"])
+    assert len(X.CLAIMS) == n_values  # every number in the tables, once
+    parts = {p: [c for c in X.CLAIMS if X.part_of(c) == p] for p in X.PARTS}
+    assert sum(len(v) for v in parts.values()) == len(X.CLAIMS)
+    assert {c.model for c in parts["adaptive"]} == {"GCLN (Qs=5)", "GCLN (Qs=10)"}
+    assert all(c.dataset == "svhn" for c in parts["second dataset"])
+    with pytest.raises(ValueError, match="unknown part"):
+        X.ledger(None, part="everything")
+
+
+def _row(model, table, column, k):
+    return {**accuracy_row(Accuracy(k, 100)), "model": model, "table": table, "column": column}
+
+
+def test_ledger_reasons_carry_the_port():
+    cfg = X.config_for("mnist", get_profile("smoke"))
+    roles = X.roles(cfg)
+    measured = pd.DataFrame([_row(roles["GCLN (Qs/eps=10/8)"], "table 1", "FGS", 71),
+                             _row("No defense", "table 1", "clean", 98)])
+    ports = X.port_table(measured, None, cfg, roles)
+    assert len(ports) == 2 and set(ports.role) == {"GCLN (Qs/eps=10/8)", "No defense"}
+    led = X.ledger(ports, part="reproduction")
+    df = led.frame()
+    assert (df.status == NO_DATA).all() and (df.reason.str.len() > 0).all()
+    fgs = df[(df.model == "GCLN (Qs=10)") & (df.attack == "FGS") & (df.source == "table 1")].iloc[0]
+    assert "Port to mnist" in fgs.reason and "71.0" in fgs.reason
+    other = df[(df.model == "PixelDefend") & (df.source == "table 1")].iloc[0]
+    assert "quotes" in other.reason and "Port" not in other.reason
