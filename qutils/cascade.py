@@ -39,7 +39,7 @@ from .defenses.protocol import as_defense
 from .evaluate import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 
-__all__ = ["summary_table", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
+__all__ = ["summary_table", "gain_table", "compare_table", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
 
 ROBUST = "robust"  #: ``broken_by`` of an image no attack broke
 CLEAN_ERROR = "misclassified clean"  #: ``broken_by`` of an image the model gets wrong without an attack
@@ -202,6 +202,40 @@ def summary_table(results: dict, label: str = "defense") -> "pd.DataFrame":
                      "clean_hi": r.clean.ci[1], "paper": first["accuracy"], "paper_lo": first["ci_low"],
                      "paper_hi": first["ci_high"], "worst": r.worst.value, "worst_lo": r.worst.ci[0],
                      "worst_hi": r.worst.ci[1], "decisive": decisive_stage(r), "seconds": r.seconds})
+    return pd.DataFrame(rows)
+
+
+def gain_table(results: dict, label: str = "model") -> "pd.DataFrame":
+    """Per model of ``results`` (``{name: CascadeResult}`` whose first stage is the paper's attack): the
+    paper's attack and the adaptive worst case on the same images, and the drop in percentage points."""
+    import pandas as pd
+
+    rows = []
+    for name, r in results.items():
+        paper = r.accuracy_after(r.stages[0]["stage"])
+        rows.append({label: name, "images": r.clean.n, "paper's attack": paper, "adaptive worst case": r.worst,
+                     "drop (points)": 100 * (paper.value - r.worst.value)})
+    return pd.DataFrame(rows)
+
+
+def compare_table(results: dict, name: str, against, label: str | None = None,
+                  paper_column: str = "paper's attack") -> "pd.DataFrame":
+    """Is ``name`` more robust than each model of ``against`` (those in ``results``), under the paper's
+    attack (the first stage) and under the adaptive worst case? Higher, lower or no significant
+    difference, by the 95% intervals (:func:`qutils.evaluate.compare_accuracies`)."""
+    import pandas as pd
+
+    from .evaluate import compare_accuracies
+
+    r = results[name]
+    rows = []
+    for other in against:
+        if other in results:
+            o = results[other]
+            rows.append({label or f"{name} against": other,
+                         paper_column: compare_accuracies(r.accuracy_after(r.stages[0]["stage"]),
+                                                          o.accuracy_after(o.stages[0]["stage"])),
+                         "adaptive worst case": compare_accuracies(r.worst, o.worst)})
     return pd.DataFrame(rows)
 
 

@@ -83,3 +83,25 @@ def test_cascade_rejects_bad_stages_and_inputs(trained_cnn, mnist_test):
         Stage("x", "fgsm")
     with pytest.raises(ValueError, match="labels must be"):
         cascade(trained_cnn, [Stage("a", FGSM(0.1))], x, y + 10)
+
+
+def _result(paper_k, worst_k, n=200):
+    import torch
+
+    from qutils.cascade import CascadeResult
+    from qutils.evaluate import Accuracy
+
+    return CascadeResult(Accuracy(n, n), Accuracy(worst_k, n), torch.zeros(n, dtype=torch.bool), [],
+                         [{"stage": "paper's attack", "after": Accuracy(paper_k, n)}])
+
+
+def test_gain_and_compare_tables():
+    from qutils.cascade import compare_table, gain_table
+
+    res = {"defense": _result(180, 20), "baseline": _result(100, 100), "twin": _result(178, 25)}
+    g = gain_table(res).set_index("model")
+    assert g.loc["defense", "drop (points)"] == pytest.approx(80) and g.loc["baseline", "drop (points)"] == 0
+    c = compare_table(res, "defense", ["baseline", "twin", "absent"]).set_index("defense against")
+    assert list(c.index) == ["baseline", "twin"]
+    assert c.loc["baseline", "paper's attack"] == "higher" and c.loc["baseline", "adaptive worst case"] == "lower"
+    assert c.loc["twin", "paper's attack"] == "no significant difference"

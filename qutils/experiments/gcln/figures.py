@@ -28,7 +28,7 @@ def dct_basis(m: int = 8):
 
 def transform_demo(images: dict):
     """A row of images (``{title: 2-D array}``) with a shared grey scale."""
-    fig, axes = plt.subplots(1, len(images), figsize=(1.5 * len(images), 1.9))
+    fig, axes = plt.subplots(1, len(images), figsize=(min(7.5, 1.5 * len(images)), 1.9))
     for ax, (title, img) in zip(np.atleast_1d(axes), images.items()):
         ax.imshow(img, cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
@@ -44,7 +44,9 @@ def frequency_energy(df: pd.DataFrame):
     m = int(df.u.max()) + 1
     mats = {s: df[df.signal == s].pivot(index="u", columns="v", values="energy").to_numpy() for s in signals + ["image"]}
     vmax = max(mats[s].max() for s in signals)
-    fig, axes = plt.subplots(1, 4, figsize=(7.5, 2.2), gridspec_kw={"width_ratios": [1, 1, 1, 1.5]})
+    fig = plt.figure(figsize=(7.5, 2.3))
+    gs = fig.add_gridspec(1, 6, width_ratios=[1, 1, 1, 0.07, 0.45, 1.6], wspace=0.15)
+    axes = [fig.add_subplot(gs[0, i]) for i in range(3)] + [fig.add_subplot(gs[0, 5])]
     for ax, s in zip(axes, signals):
         im = ax.imshow(np.log10(mats[s] + 1e-8), cmap="magma", vmin=np.log10(vmax) - 4, vmax=np.log10(vmax))
         ax.set_title(s, fontsize=8)
@@ -52,7 +54,7 @@ def frequency_energy(df: pd.DataFrame):
         ax.set_ylabel("u" if s == signals[0] else "")
         ax.set_xticks([0, m - 1])
         ax.set_yticks([0, m - 1])
-    fig.colorbar(im, ax=axes[:3], shrink=0.8, label="log10 energy")
+    fig.colorbar(im, cax=fig.add_subplot(gs[0, 3]), label="log10 energy")
     band = np.add.outer(np.arange(m), np.arange(m))
     ax = axes[3]
     for s in ["image"] + signals:
@@ -61,6 +63,7 @@ def frequency_energy(df: pd.DataFrame):
     ax.set(xlabel="u + v (frequency band)", ylabel="share of energy")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.88)
     return fig
 
 

@@ -17,10 +17,10 @@ import torch
 import torch.nn as nn
 
 from ...attacks import APGD, BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import Stage, adaptive_stages, cascade, summary_table
+from ...cascade import Stage, adaptive_stages, cascade, compare_table, gain_table as _gain_table, summary_table
 from ...defenses.gcln import GCLN, block_dct
 from ...defenses.squeeze import BitDepthReduction, InputTransformModel
-from ...evaluate import accuracy, accuracy_row as _row, compare_accuracies, robust_accuracy
+from ...evaluate import accuracy, accuracy_row as _row, robust_accuracy
 from ...features import hooked
 from ...progress import progress as _progress
 from .config import GCLNConfig
@@ -243,27 +243,13 @@ def adaptive_table(results: dict) -> pd.DataFrame:
 
 def gain_table(results: dict) -> pd.DataFrame:
     """Per model: the paper's attack and the adaptive worst case on the same images, and the drop."""
-    rows = []
-    for name, r in results.items():
-        paper = r.accuracy_after(r.stages[0]["stage"])
-        rows.append({"model": name, "images": r.clean.n, "paper's attack": paper, "adaptive worst case": r.worst,
-                     "drop (points)": 100 * (paper.value - r.worst.value)})
-    return pd.DataFrame(rows)
+    return _gain_table(results, "model")
 
 
 def surviving_gains(results: dict, gcln: str, against=("No defense", "PGD-trained", "Feature squeezing")) -> pd.DataFrame:
     """Is ``gcln`` more robust than each of ``against``, under the paper's attack and under the adaptive
     worst case? (95% intervals.)"""
-    r = results[gcln]
-    rows = []
-    for other in against:
-        if other in results:
-            o = results[other]
-            rows.append({f"{gcln} against": other,
-                         "paper's attack": compare_accuracies(r.accuracy_after(r.stages[0]["stage"]),
-                                                              o.accuracy_after(o.stages[0]["stage"])),
-                         "adaptive worst case": compare_accuracies(r.worst, o.worst)})
-    return pd.DataFrame(rows)
+    return compare_table(results, gcln, against)
 
 
 def adaptive_curve(models: dict, x, y, cfg: GCLNConfig) -> pd.DataFrame:
@@ -307,13 +293,13 @@ def frequency_energy(gcln: GCLN, x: torch.Tensor, x_adv: torch.Tensor) -> pd.Dat
 
 def figure2_maps(gcln: GCLN, x: torch.Tensor, y: torch.Tensor, cfg: GCLNConfig) -> dict:
     """Figure 2's rows for each image: original, attacked (the paper's PGD on the classifier alone) and
-    cleaned, with the target's prediction, its mean activation map after the second convolution and a
-    Grad-CAM heatmap (captum's ``LayerGradCam`` on that convolution, for the true class)."""
+    cleaned, with the target's prediction, its mean activation map after its last convolution (and
+    ReLU) and a Grad-CAM heatmap (captum's ``LayerGradCam`` on that layer, for the true class)."""
     from captum.attr import LayerAttribution, LayerGradCam
 
     target = gcln.target
     x_adv = paper_access(paper_attacks(cfg)["PGD"], gcln)(gcln, x, y)
-    layer = _last_conv(target)
+    layer = _feature_layer(target)
     cam = LayerGradCam(target, layer)
     out = {"label": y.tolist()}
     for what, img in (("original", x), ("attacked", x_adv), ("cleaned", gcln.clean(x_adv).detach())):
@@ -326,11 +312,20 @@ def figure2_maps(gcln: GCLN, x: torch.Tensor, y: torch.Tensor, cfg: GCLNConfig) 
     return out
 
 
-def _last_conv(model: nn.Module) -> nn.Module:
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
+def _feature_layer(model: nn.Module) -> nn.Module:
+    """Grad-CAM's layer: the activation after the last convolution (the last ReLU before the first
+    fully connected layer), or the last convolution if no ReLU module follows it."""
+    last_conv = last_relu = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            break
+        if isinstance(m, nn.Conv2d):
+            last_conv, last_relu = m, None
+        elif isinstance(m, nn.ReLU) and last_conv is not None:
+            last_relu = m
+    if last_conv is None:
         raise ValueError("the classifier has no convolution to take a heatmap of")
-    return convs[-1]
+    return last_relu or last_conv
 
 
 @torch.no_grad()

@@ -23,9 +23,9 @@ import torch.nn as nn
 
 from ... import data as qdata
 from ...attacks import APGD, APGDT, EOTPGD, FGSM, PGD, Adaptive, CWLinf, Square, Transfer
-from ...cascade import Stage, cascade, summary_table
+from ...cascade import Stage, cascade, compare_table, gain_table as _gain_table, summary_table
 from ...defenses.sqa import SQANet, StochasticQuantizedActivation, sqa_layers
-from ...evaluate import Accuracy, accuracy, accuracy_row as _row, compare_accuracies, pick, predict, robust_accuracy
+from ...evaluate import Accuracy, accuracy, accuracy_row as _row, pick, predict, robust_accuracy
 from ...features import hooked, penultimate, tsne_2d
 from ...progress import progress as _progress
 from ...train import step_seconds
@@ -318,28 +318,13 @@ def adaptive_table(results: dict) -> pd.DataFrame:
 
 def gain_table(results: dict) -> pd.DataFrame:
     """Per model: the paper's attack and the adaptive worst case on the same images, and the drop."""
-    rows = []
-    for name, r in results.items():
-        paper = r.accuracy_after(r.stages[0]["stage"])
-        rows.append({"model": name, "images": r.clean.n, "paper's attack": paper, "adaptive worst case": r.worst,
-                     "drop (points)": 100 * (paper.value - r.worst.value)})
-    return pd.DataFrame(rows)
+    return _gain_table(results, "model")
 
 
 def surviving_gains(results: dict, sqa: str = HEADLINE[0], against=("LARGE full", "LARGE PGD", "LARGE FGSM-RS")) -> pd.DataFrame:
     """Is ``sqa`` more robust than each of ``against``, under the paper's PGD and under the adaptive
     worst case? (95% intervals; the images differ in number when one model is random.)"""
-    rows = []
-    r = results[sqa]
-    for other in against:
-        if other not in results:
-            continue
-        o = results[other]
-        rows.append({"SQA against": other,
-                     "paper's PGD": compare_accuracies(r.accuracy_after(r.stages[0]["stage"]),
-                                                       o.accuracy_after(o.stages[0]["stage"])),
-                     "adaptive worst case": compare_accuracies(r.worst, o.worst)})
-    return pd.DataFrame(rows)
+    return compare_table(results, sqa, against, "SQA against", "paper's PGD")
 
 
 def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: SQAConfig) -> pd.DataFrame:
