@@ -45,7 +45,7 @@ def frequency_energy(df: pd.DataFrame):
     mats = {s: df[df.signal == s].pivot(index="u", columns="v", values="energy").to_numpy() for s in signals + ["image"]}
     vmax = max(mats[s].max() for s in signals)
     fig = plt.figure(figsize=(7.5, 2.3))
-    gs = fig.add_gridspec(1, 6, width_ratios=[1, 1, 1, 0.07, 0.45, 1.6], wspace=0.15)
+    gs = fig.add_gridspec(1, 6, width_ratios=[1, 1, 1, 0.07, 0.5, 1.6], wspace=0.2)
     axes = [fig.add_subplot(gs[0, i]) for i in range(3)] + [fig.add_subplot(gs[0, 5])]
     for ax, s in zip(axes, signals):
         im = ax.imshow(np.log10(mats[s] + 1e-8), cmap="magma", vmin=np.log10(vmax) - 4, vmax=np.log10(vmax))
@@ -54,7 +54,8 @@ def frequency_energy(df: pd.DataFrame):
         ax.set_ylabel("u" if s == signals[0] else "")
         ax.set_xticks([0, m - 1])
         ax.set_yticks([0, m - 1])
-    fig.colorbar(im, cax=fig.add_subplot(gs[0, 3]), label="log10 energy")
+    cb = fig.colorbar(im, cax=fig.add_subplot(gs[0, 3]))
+    cb.ax.set_title("log10", fontsize=7)
     band = np.add.outer(np.arange(m), np.arange(m))
     ax = axes[3]
     for s in ["image"] + signals:
@@ -69,7 +70,8 @@ def frequency_energy(df: pd.DataFrame):
 
 def figure2(maps: dict, classes=None, k: int = 0):
     """Figure 2's layout for image ``k``: rows original / attacked / cleaned; columns the image, the
-    target's mean activation map, its Grad-CAM heatmap and the heatmap over the image."""
+    target's mean activation map, its signed Grad-CAM heatmap (red: evidence for the true class, blue:
+    against; one symmetric scale per panel) and the heatmap over the image."""
     rows = ["original", "attacked", "cleaned"]
     fig, axes = plt.subplots(3, 4, figsize=(6.0, 4.6))
     name = (lambda c: classes[c]) if classes else str
@@ -79,10 +81,11 @@ def figure2(maps: dict, classes=None, k: int = 0):
         axes[i, 0].imshow(img, cmap="gray", vmin=0, vmax=1)
         axes[i, 0].set_title(f"{r}: predicted {name(d['pred'][k])}", fontsize=8)
         axes[i, 1].imshow(fmap, cmap="viridis")
-        axes[i, 2].imshow(heat, cmap="jet")
+        lim = max(abs(float(heat.min())), abs(float(heat.max())), 1e-12)
+        axes[i, 2].imshow(heat, cmap="bwr", vmin=-lim, vmax=lim)
         axes[i, 3].imshow(img, cmap="gray", vmin=0, vmax=1)
-        axes[i, 3].imshow(heat, cmap="jet", alpha=0.45)
-        for j, t in enumerate(["", "feature map", "Grad-CAM", "overlay"]):
+        axes[i, 3].imshow(heat, cmap="bwr", vmin=-lim, vmax=lim, alpha=0.5)
+        for j, t in enumerate(["", "feature map", "Grad-CAM (signed)", "overlay"]):
             axes[i, j].axis("off")
             if t and i == 0:
                 axes[i, j].set_title(t, fontsize=8)

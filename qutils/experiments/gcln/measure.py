@@ -294,7 +294,8 @@ def frequency_energy(gcln: GCLN, x: torch.Tensor, x_adv: torch.Tensor) -> pd.Dat
 def figure2_maps(gcln: GCLN, x: torch.Tensor, y: torch.Tensor, cfg: GCLNConfig) -> dict:
     """Figure 2's rows for each image: original, attacked (the paper's PGD on the classifier alone) and
     cleaned, with the target's prediction, its mean activation map after its last convolution (and
-    ReLU) and a Grad-CAM heatmap (captum's ``LayerGradCam`` on that layer, for the true class)."""
+    ReLU) and a Grad-CAM heatmap (captum's ``LayerGradCam`` on that layer, for the true class), signed:
+    Grad-CAM without its final ReLU, so that evidence against the true class shows too."""
     from captum.attr import LayerAttribution, LayerGradCam
 
     target = gcln.target
@@ -306,7 +307,8 @@ def figure2_maps(gcln: GCLN, x: torch.Tensor, y: torch.Tensor, cfg: GCLNConfig) 
         with torch.no_grad():
             pred = target(img).argmax(1)
         fmap = hooked(target, layer, img, lambda i, o: o).relu().mean(1)
-        heat = LayerAttribution.interpolate(cam.attribute(img, target=y).relu(), tuple(img.shape[-2:]))
+        heat = LayerAttribution.interpolate(cam.attribute(img, target=y, relu_attributions=False),
+                                            tuple(img.shape[-2:]))
         out[what] = {"image": img[:, 0].cpu().numpy(), "pred": pred.tolist(), "features": fmap.cpu().numpy(),
                      "heatmap": heat[:, 0].detach().cpu().numpy()}
     return out
