@@ -39,7 +39,7 @@ from .defenses.protocol import as_defense
 from .evaluate import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 
-__all__ = ["summary_table", "gain_table", "compare_table", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
+__all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
 
 ROBUST = "robust"  #: ``broken_by`` of an image no attack broke
 CLEAN_ERROR = "misclassified clean"  #: ``broken_by`` of an image the model gets wrong without an attack
@@ -216,6 +216,20 @@ def gain_table(results: dict, label: str = "model") -> "pd.DataFrame":
         rows.append({label: name, "images": r.clean.n, "paper's attack": paper, "adaptive worst case": r.worst,
                      "drop (points)": 100 * (paper.value - r.worst.value)})
     return pd.DataFrame(rows)
+
+
+def curve_rows(results: dict, eps: float) -> list[dict]:
+    """Two rows per model of ``results`` (cascades run at radius ``eps``) for a security curve: the paper's
+    attack (the first stage) and the adaptive worst case, as accuracy rows with ``model``, ``attack`` and
+    ``eps``."""
+    from .evaluate import accuracy_row
+
+    rows = []
+    for name, r in results.items():
+        rows.append({**accuracy_row(r.accuracy_after(r.stages[0]["stage"])), "model": name,
+                     "attack": "paper's PGD", "eps": float(eps)})
+        rows.append({**accuracy_row(r.worst), "model": name, "attack": "adaptive worst case", "eps": float(eps)})
+    return rows
 
 
 def compare_table(results: dict, name: str, against, label: str | None = None,

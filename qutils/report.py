@@ -14,7 +14,7 @@ import math
 
 from .evaluate import Accuracy
 
-__all__ = ["acc", "cell", "cells", "cascade_stages", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -109,6 +109,14 @@ def cascade_summary(summary, label: str = "defense"):
                                     "worst case (%)": ("worst", "worst_lo", "worst_hi")},
                 columns=[label, "clean (%)", "paper's attack (%)", "worst case (%)", "decisive"],
                 rename={"decisive": "attack that broke the most"})
+
+
+def gains(table, paper: str = "paper's PGD (%)"):
+    """A :func:`qutils.cascade.gain_table` for the page: the paper's attack and the worst case (95%
+    intervals) and the drop in points."""
+    df = cells(table.drop(columns=["drop (points)"])).assign(drop=table["drop (points)"].map("{:.1f}".format))
+    return show(df, rename={"paper's attack": paper, "adaptive worst case": "worst case (%)",
+                            "drop": "drop (points)"}, wrap=24)
 
 
 def claims(frame, wrap: int = 24):

@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 
 from ...attacks import APGD, BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import Stage, adaptive_stages, cascade, compare_table, gain_table as _gain_table, summary_table
+from ...cascade import (Stage, adaptive_stages, cascade, compare_table, curve_rows, gain_table as _gain_table,
+                       summary_table)
 from ...defenses.gcln import GCLN, block_dct
 from ...defenses.squeeze import BitDepthReduction, InputTransformModel
 from ...evaluate import accuracy, accuracy_row as _row, robust_accuracy
@@ -259,10 +260,7 @@ def adaptive_curve(models: dict, x, y, cfg: GCLNConfig) -> pd.DataFrame:
     rows = []
     for eps in cfg.epsilons:
         res = adaptive(models, x, y, cfg, n=n, eps=eps, light=True, progress=False)
-        for name, r in res.items():
-            rows.append({**_row(r.accuracy_after(r.stages[0]["stage"])), "model": name, "attack": "paper's PGD",
-                         "eps": float(eps)})
-            rows.append({**_row(r.worst), "model": name, "attack": "adaptive worst case", "eps": float(eps)})
+        rows += curve_rows(res, eps)
     return pd.DataFrame(rows)
 
 

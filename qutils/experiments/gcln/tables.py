@@ -1,6 +1,8 @@
 """The GCLN chapter's tables, formatted for the page (both datasets' notebooks show them the same way)."""
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 
 from ... import report
@@ -26,18 +28,10 @@ def show_access(df: pd.DataFrame):
     return show_wide(df, "access", "model", wrap=22)
 
 
-def show_gains(gains: pd.DataFrame):
-    df = report.cells(gains.drop(columns=["drop (points)"])).assign(drop=gains["drop (points)"].map("{:.1f}".format))
-    return report.show(df, rename={"paper's attack": "paper's PGD (%)", "adaptive worst case": "worst case (%)",
-                                   "drop": "drop (points)"}, wrap=24)
-
-
-def show_adaptive(summary: pd.DataFrame):
-    return report.cascade_summary(summary, "model")
-
-
-def show_surviving(df: pd.DataFrame):
-    return report.show(df, wrap=30)
+#: the adaptive page's tables, drawn as every chapter draws them
+show_gains = report.gains
+show_adaptive = functools.partial(report.cascade_summary, label="model")
+show_surviving = functools.partial(report.show, wrap=30)
 
 
 def show_detector(df: pd.DataFrame):

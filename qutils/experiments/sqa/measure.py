@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from ... import data as qdata
 from ...attacks import APGD, APGDT, EOTPGD, FGSM, PGD, Adaptive, CWLinf, Square, Transfer
-from ...cascade import Stage, cascade, compare_table, gain_table as _gain_table, summary_table
+from ...cascade import Stage, cascade, compare_table, curve_rows, gain_table as _gain_table, summary_table
 from ...defenses.sqa import SQANet, StochasticQuantizedActivation, sqa_layers
 from ...evaluate import Accuracy, accuracy, accuracy_row as _row, pick, predict, robust_accuracy
 from ...features import hooked, penultimate, tsne_2d
@@ -342,10 +342,7 @@ def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: SQAConf
                     rows.append({**_row(a), "model": name, "attack": what, "eps": 0.0, "norm": "Linf"})
             continue
         res = adaptive(models, xc, yc, cfg, eps=eps, n=n, light=True, progress=False)
-        for name, r in res.items():
-            rows.append({**_row(r.accuracy_after(r.stages[0]["stage"])), "model": name, "attack": "paper's PGD",
-                         "eps": float(eps)})
-            rows.append({**_row(r.worst), "model": name, "attack": "adaptive worst case", "eps": float(eps)})
+        rows += curve_rows(res, eps)
     return pd.DataFrame(rows)
 
 

@@ -46,9 +46,7 @@ def show_timing(df: pd.DataFrame):
 
 
 def show_gains(gains: pd.DataFrame):
-    df = report.cells(gains.drop(columns=["drop (points)"])).assign(drop=gains["drop (points)"].map("{:.1f}".format))
-    return report.show(df, rename={"paper's attack": "paper's PGD (%)", "adaptive worst case": "worst case (%)",
-                                   "drop": "drop (points)"}, wrap=24)
+    return report.gains(gains)
 
 
 def show_adaptive(summary: pd.DataFrame):
