@@ -1,0 +1,123 @@
+"""The book's claims ledger: every quantitative claim of the five papers, one row each, joined with
+what the chapters measured.
+
+The registry (:func:`registry`) is each paper's ``CLAIMS`` (``qutils.experiments.<paper>.CLAIMS``);
+the measurements are the ledgers the chapters wrote into their results files
+(:func:`qutils.claims.load_ledgers`). :func:`book_ledger` joins the two: a claim two pages recorded
+keeps the most informative record (an adaptive number over a number under the paper's protocol over
+none), and a registered claim no page recorded is listed as *not measured yet*, with that reason.
+:func:`write_csv` writes the result as ``results/claims.csv``, the machine-readable ledger (in the
+spirit of RobustBench's "reported" and "AutoAttack" fields: the paper's value, ours under its
+protocol, ours under the adaptive attack).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from .claims import NOT_MEASURED, PAPERS, STATUSES
+
+__all__ = ["CHAPTERS", "registry", "book_ledger", "counts", "write_csv", "CSV_COLUMNS", "csv_path"]
+
+#: the results files that hold each paper's claims, and the notebook that writes each
+CHAPTERS = {
+    "qusecnets": {"qusecnets": "03_qusecnets", "qusecnets_adaptive": "03_qusecnets_adaptive"},
+    "qlayer": {"qlayer": "05_qlayer", "qlayer_honest": "06_qlayer_honest",
+               "qlayer_fashion_mnist": "07_qlayer_fashion_mnist",
+               "qlayer_fashion_mnist_honest": "08_qlayer_fashion_mnist_honest", "qlayer_inner": "09_qlayer_inner",
+               "qlayer_ablations": "10_qlayer_ablations"},
+    "dqa": {"dqa": "11_dqa", "dqa_adaptive": "12_dqa_adaptive"},
+    "sqa": {"sqa": "14_sqa", "sqa_adaptive": "15_sqa_adaptive"},
+    "gcln": {"gcln": "17_gcln", "gcln_adaptive": "18_gcln_adaptive", "gcln_fashion_mnist": "19_gcln_fashion_mnist"},
+}
+CSV_COLUMNS = ["key", "paper", "source", "dataset", "model", "attack", "threat_model", "eps", "steps", "unit",
+               "paper_value", "ours", "ours_ci_low", "ours_ci_high", "ours_n", "ours_setting", "adaptive",
+               "adaptive_ci_low", "adaptive_ci_high", "adaptive_n", "adaptive_setting", "status", "reason", "chapter",
+               "section"]
+
+
+_NUMERIC = ["eps", "steps", "paper_value", "ours", "ours_ci_low", "ours_ci_high", "ours_n", "adaptive",
+            "adaptive_ci_low", "adaptive_ci_high", "adaptive_n"]
+
+
+def registry() -> list:
+    """Every registered claim of the five papers (each paper's ``CLAIMS``), in the papers' order."""
+    out = []
+    for paper in PAPERS:
+        out += list(importlib.import_module(f"qutils.experiments.{paper}").CLAIMS)
+    return out
+
+
+def _rank(row) -> tuple:
+    def has(v):
+        return v is not None and v == v
+
+    return (has(row.get("adaptive")), has(row.get("ours")), row.get("status") != NOT_MEASURED)
+
+
+def book_ledger(directory: str | Path | None = None):
+    """One row per registered claim (:data:`CSV_COLUMNS`): the chapters' records from the results files
+    in ``directory`` (default ``results/``), the most informative one where two pages recorded a claim,
+    and *not measured yet* where none did. Raises ``FileNotFoundError`` naming the chapter whose
+    results file is missing."""
+    import pandas as pd
+
+    from .results import load_results, results_dir
+
+    root = Path(directory) if directory is not None else results_dir()
+    frames = []
+    for paper, files in CHAPTERS.items():
+        for name, notebook in files.items():
+            path = root / f"{name}.json"
+            if not path.exists():
+                raise FileNotFoundError(f"the claims ledger needs {path.name}, which notebooks/{notebook}.ipynb writes "
+                                        f"in the book profile (the {PAPERS[paper]} chapter); run it first")
+            rows = load_results(path).get("tables", {}).get("claims") or []
+            if rows:
+                frames.append(pd.DataFrame(rows).assign(chapter=notebook))
+    recorded = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CSV_COLUMNS)
+    best = {}
+    for _, r in recorded.iterrows():
+        row = r.to_dict()
+        if row["key"] not in best or _rank(row) > _rank(best[row["key"]]):
+            best[row["key"]] = row
+    rows = []
+    for c in registry():
+        if c.key in best:
+            rows.append(best.pop(c.key))
+            continue
+        rows.append({"key": c.key, "paper": c.paper, "source": c.source, "dataset": c.dataset, "model": c.model,
+                     "attack": c.attack, "threat_model": c.threat_model, "eps": c.eps, "steps": c.steps, "unit": c.unit,
+                     "paper_value": c.value, "status": NOT_MEASURED, "chapter": "", "section": "",
+                     "reason": "no chapter's results file records this claim"})
+    if best:  # a results file holds a claim the registry no longer has: stale results, not a silent extra row
+        raise ValueError(f"results files record claims no paper registers (stale results? re-run their chapter): "
+                         f"{sorted(best)[:3]}")
+    out = pd.DataFrame(rows).reindex(columns=CSV_COLUMNS)
+    for col in _NUMERIC:  # the results files write a missing number as the string "nan"
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out
+
+
+def counts(frame, by: str = "paper"):
+    """Claims per ``by`` value (rows) and status (columns, every status), with a total column."""
+    import pandas as pd
+
+    t = pd.crosstab(frame[by], frame["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    order = [p for p in PAPERS if p in t.index] if by == "paper" else list(t.index)
+    t = t.loc[order]
+    t["claims"] = t.sum(axis=1)
+    return t.reset_index()
+
+
+def csv_path(directory: str | Path | None = None) -> Path:
+    from .results import results_dir
+
+    return (Path(directory) if directory is not None else results_dir()) / "claims.csv"
+
+
+def write_csv(frame, path: str | Path | None = None) -> Path:
+    """Write the ledger (:func:`book_ledger`) as CSV: one row per claim, :data:`CSV_COLUMNS`."""
+    path = Path(path) if path is not None else csv_path()
+    frame.reindex(columns=CSV_COLUMNS).to_csv(path, index=False, float_format="%.6g")
+    return path

@@ -1,0 +1,75 @@
+"""The book's claims ledger (qutils.ledger): every registered claim once, with a status or a reason,
+the committed CSV equal to what the results files give, clear errors on missing or stale results."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from qutils import ledger as L
+from qutils.claims import NOT_MEASURED, PAPERS, STATUSES
+from qutils.results import results_dir
+
+
+def test_registry_holds_every_papers_claims_once():
+    reg = L.registry()
+    assert len(reg) == len({c.key for c in reg})
+    assert {c.paper for c in reg} == set(PAPERS)
+
+
+def test_every_claim_has_a_status_or_a_reason():
+    frame = L.book_ledger()
+    assert len(frame) == len(L.registry()) and frame.key.is_unique
+    assert frame.status.isin(STATUSES).all()
+    unmeasured = frame[frame.status == NOT_MEASURED]
+    assert (unmeasured.reason.fillna("").str.strip().str.len() > 0).all()
+    measured = frame[frame.status != NOT_MEASURED]
+    assert (measured.chapter.fillna("").str.len() > 0).all()  # every recorded claim names its page
+
+
+def test_committed_csv_equals_the_results_files():
+    csv = pd.read_csv(L.csv_path(), keep_default_na=True)
+    frame = L.book_ledger()
+    assert list(csv.columns) == L.CSV_COLUMNS
+    assert list(csv.key) == list(frame.key), "results/claims.csv is stale: re-run notebooks/21_claims_ledger"
+    assert list(csv.status) == list(frame.status)
+    for col in ("paper_value", "ours", "adaptive"):
+        pd.testing.assert_series_equal(csv[col].astype(float), frame[col].astype(float), rtol=1e-5,
+                                       check_names=False)
+
+
+def _copy_results(tmp_path):
+    for f in results_dir().glob("*.json"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path
+
+
+def test_missing_results_file_names_its_chapter(tmp_path):
+    d = _copy_results(tmp_path)
+    (d / "gcln_adaptive.json").unlink()
+    with pytest.raises(FileNotFoundError, match="18_gcln_adaptive"):
+        L.book_ledger(d)
+
+
+def test_the_most_informative_record_wins_and_stale_claims_raise(tmp_path):
+    d = _copy_results(tmp_path)
+    adaptive = json.loads((d / "sqa_adaptive.json").read_text())
+    rec = adaptive["tables"]["claims"][0]
+    reproduction = json.loads((d / "sqa.json").read_text())
+    weaker = {**rec, "adaptive": None, "adaptive_ci_low": None, "adaptive_ci_high": None, "status": "not reproduced"}
+    reproduction["tables"]["claims"].append(weaker)  # the same claim, recorded again without the adaptive number
+    (d / "sqa.json").write_text(json.dumps(reproduction))
+    row = L.book_ledger(d).set_index("key").loc[rec["key"]]
+    assert row.adaptive == pytest.approx(rec["adaptive"]) and row.chapter == "15_sqa_adaptive"
+    stale = {**rec, "key": "sqa | table 9 | mnist | NOTHING | PGD"}
+    adaptive["tables"]["claims"].append(stale)
+    (d / "sqa_adaptive.json").write_text(json.dumps(adaptive))
+    with pytest.raises(ValueError, match="no paper registers"):
+        L.book_ledger(d)
+
+
+def test_counts_cover_every_status_and_paper():
+    t = L.counts(L.book_ledger())
+    assert list(t.paper) == [p for p in PAPERS]
+    assert set(STATUSES) <= set(t.columns)
+    assert (t[list(STATUSES)].sum(axis=1) == t.claims).all()
