@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "tsne_panels", "STYLE"]
+__all__ = ["status_bars", "accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "tsne_panels", "STYLE"]
 
 #: matplotlib settings of every figure of the book
 STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
@@ -36,6 +36,28 @@ def bars_with_intervals(table, category: str, group: str, order=None, ylabel: st
     ax.set(ylabel=ylabel, ylim=(0, 105))
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def status_bars(counts, label: str = "paper"):
+    """Stacked horizontal bars: claims per ``label`` value (rows of ``counts``, as
+    :func:`qutils.ledger.counts` gives them) split by status, one colour per status."""
+    from .claims import STATUSES
+
+    colours = {"reproduced": "#2a9d8f", "reproduced, broken by the adaptive attack": "#e76f51",
+               "not reproduced": "#8d99ae", "not runnable here (data)": "#d9d9d9", "not measured yet": "#f4d35e"}
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(counts) + 1.3))
+    left = np.zeros(len(counts))
+    names = list(counts[label])[::-1]
+    for s in STATUSES:
+        v = counts[s].to_numpy()[::-1].astype(float)
+        ax.barh(names, v, left=left, color=colours[s], label=s)
+        left += v
+    ax.set_xlabel("claims")
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(counts) < 4 else -0.18),
+              frameon=False)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,21 @@ import pandas as pd
 
 from ...plot import accuracy_vs_eps
 
-__all__ = ["dct_basis", "transform_demo", "frequency_energy", "figure2", "figure3", "figure4", "history", "curve"]
+__all__ = ["summary_bars", "dct_basis", "transform_demo", "frequency_energy", "figure2", "figure3", "figure4", "history", "curve"]
+
+
+def summary_bars(summary: pd.DataFrame):
+    """Clean accuracy, the paper's attack and the adaptive worst case per model (a
+    :func:`qutils.cascade.summary_table`), as grouped bars with their 95% intervals."""
+    from ...plot import bars_with_intervals
+
+    rows = []
+    for r in summary.itertuples():
+        for what, v, lo, hi in (("clean", r.clean, r.clean_lo, r.clean_hi),
+                                ("paper's attack", r.paper, r.paper_lo, r.paper_hi),
+                                ("adaptive worst case", r.worst, r.worst_lo, r.worst_hi)):
+            rows.append({"model": r.model, "measurement": what, "accuracy": v, "ci_low": lo, "ci_high": hi})
+    return bars_with_intervals(pd.DataFrame(rows), "model", "measurement")
 
 
 def dct_basis(m: int = 8):
