@@ -88,12 +88,10 @@ def table1(models: dict, x, y, cfg: GCLNConfig, progress: bool = True) -> pd.Dat
 
 def bpda_attack(model: nn.Module, cfg: GCLNConfig, steps: int | None = None):
     """The paper's BPDA (table 2, figure 3): PGD through the straight-through view of a GCLN model
-    (the rounding's gradient replaced by the identity; G's own gradient elsewhere); a model without
-    a quantizer is attacked with PGD through its own gradient."""
+    (the rounding's gradient replaced by the identity; G's own gradient elsewhere), or of feature
+    squeezing's bit-depth reduction; a model without a quantizer is attacked through its own gradient."""
     pgd = PGD(cfg.eps, steps or cfg.attack_steps, rel_stepsize=cfg.rel_stepsize, seed=cfg.seed, early_stop=True)
-    if isinstance(model, GCLN):
-        return Adaptive(pgd, model.attack_views()["straight-through"].model, how="BPDA")
-    if isinstance(model, InputTransformModel):
+    if isinstance(model, (GCLN, InputTransformModel)):
         return Adaptive(pgd, model.attack_views()["straight-through"].model, how="BPDA")
     return pgd
 
