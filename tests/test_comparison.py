@@ -1,0 +1,223 @@
+"""The side-by-side chapter (qutils.comparison, notebooks/20_side_by_side): its numbers are the chapters'
+results files (never typed twice), a missing or stale file gives a clear error, and the page trains and
+attacks nothing."""
+import json
+import math
+import shutil
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from qutils import comparison as C
+from qutils import report
+from qutils.results import results_dir
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = list(C.COMMON_EPS)
+
+
+def _raw(name):
+    return json.loads((results_dir() / f"{name}.json").read_text())
+
+
+def _radius_from_raw(paper, config):
+    """The adaptive test's radius, read from the raw settings as each chapter documents it (independently
+    of comparison's rebuilding of the chapter's configuration)."""
+    if paper == "qlayer":
+        return max(config["epsilons"])  # the larger of the paper's two radii
+    if paper == "sqa":
+        return config["pgd_eps"]  # table 1's PGD radius
+    return config["eps"]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_leaderboard_numbers_equal_the_results_files(dataset):
+    board = C.leaderboard(dataset)
+    expected_rows = sum(len(s.models) for s in C.SOURCES[dataset])
+    assert len(board) == expected_rows
+    for s in C.SOURCES[dataset]:
+        raw = _raw(s.results)
+        table = {r.get("defense", r.get("model")): r for r in raw["tables"]["adaptive"]}
+        mine = board[board.results == s.results].set_index("model")
+        assert set(mine.index) == set(s.models)
+        eps = _radius_from_raw(s.paper, raw["config"])
+        for model in s.models:
+            r, b = table[model], mine.loc[model]
+            for k in ("clean", "clean_lo", "clean_hi", "paper", "paper_lo", "paper_hi", "worst", "worst_lo",
+                      "worst_hi"):
+                assert b[k] == r[k], (s.results, model, k)
+            assert b.n == r["n"] and b.decisive == r["decisive"] and b.eps == eps
+            assert b["drop"] == pytest.approx(100 * (r["paper"] - r["worst"]))
+            assert b.common == math.isclose(eps, C.COMMON_EPS[dataset])
+            ref = s.reference_of(model) if s.models[model][0] == C.DEFENSE else ""
+            if ref:
+                assert b.clean_cost == pytest.approx(100 * (table[ref]["clean"] - r["clean"]))
+            else:
+                assert math.isnan(b.clean_cost)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_leaderboard_ranks_common_radius_first_by_worst_case(dataset):
+    board = C.leaderboard(dataset)
+    common = board.common.to_list()
+    assert common == sorted(common, reverse=True)  # no row at another radius among the ranked ones
+    for flag in (True, False):
+        w = board[board.common == flag].worst.to_list()
+        assert w == sorted(w, reverse=True)
+    # the worst case is never above the paper's attack (the cascade starts with it) nor the clean accuracy
+    assert (board.worst <= board.paper + 1e-12).all() and (board.worst <= board.clean + 1e-12).all()
+    assert ((board.worst_lo <= board.worst) & (board.worst <= board.worst_hi)).all()
+
+
+def test_rows_at_another_radius_are_said_so():
+    mnist, fmnist = C.leaderboard("mnist"), C.leaderboard("fashion_mnist")
+    assert set(mnist[~mnist.common].paper_id) == {"sqa"} and set(mnist[~mnist.common].eps) == {0.2}
+    assert set(fmnist[~fmnist.common].paper_id) == {"qlayer"} and set(fmnist[~fmnist.common].eps) == {0.2}
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_security_curves_are_the_chapters_adaptive_curves(dataset):
+    curves = C.security_curves(dataset)
+    for s in C.SOURCES[dataset]:
+        mine = curves[curves.paper_id == s.paper]
+        if s.curves is None:
+            assert mine.empty
+            continue
+        raw = pd.DataFrame(_raw(s.results)["tables"][s.curves])
+        for _, r in mine.iterrows():
+            if s.curve_models is None:
+                src = raw[(raw.model == r.model) & (raw.attack == "adaptive worst case") & (raw.eps == r.eps)]
+            else:
+                src = raw[(raw.attack == r.attack) & (raw.eps == r.eps)]
+                assert s.curve_models[r.attack] == r.model
+            assert len(src) == 1 and src.accuracy.iloc[0] == r.accuracy and src.n.iloc[0] == r.n
+        assert set(mine.model) <= set(s.models)
+    # every defense with a curve drops as epsilon grows (monotone up to sampling noise of 10 points)
+    for _, g in curves.groupby(["paper_id", "model"]):
+        acc = g.sort_values("eps").accuracy.to_numpy()
+        assert (acc[1:] <= acc[:-1] + 0.1).all()
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_headline_is_the_leaderboards_top(dataset):
+    board = C.leaderboard(dataset)
+    h = C.headline(dataset)
+    common = board[board.common]
+    d = common[common.role == C.DEFENSE]
+    assert h["best"].worst == d.worst.max() and h["best"].role == C.DEFENSE
+    assert h["largest_drop"]["drop"] == d["drop"].max()
+    base = common[common.role.isin([C.PGD_TRAINED, C.FGSM_TRAINED, C.UNDEFENDED])]
+    assert h["best_baseline"].worst == base.worst.max()
+
+
+def _copy_results(tmp_path):
+    for f in results_dir().glob("*.json"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path
+
+
+def test_missing_results_file_names_its_notebook(tmp_path):
+    d = _copy_results(tmp_path)
+    (d / "dqa_fashion_mnist.json").unlink()
+    with pytest.raises(FileNotFoundError, match="13_dqa_fashion_mnist"):
+        C.leaderboard("fashion_mnist", d)
+    with pytest.raises(FileNotFoundError, match="13_dqa_fashion_mnist"):
+        C.security_curves("fashion_mnist", d)
+    C.leaderboard("mnist", d)  # the other dataset does not need it
+
+
+def test_stale_results_raise(tmp_path):
+    d = _copy_results(tmp_path)
+    raw = json.loads((d / "gcln_adaptive.json").read_text())
+    for r in raw["tables"]["adaptive"]:
+        if r["model"] == "GCLN (Qs=96)":
+            r["model"] = "GCLN (Qs=97)"
+    (d / "gcln_adaptive.json").write_text(json.dumps(raw))
+    with pytest.raises(KeyError, match="GCLN \\(Qs=96\\)"):
+        C.leaderboard("mnist", d)
+    raw = json.loads((d / "sqa_adaptive.json").read_text())
+    raw["config"]["a_setting_no_chapter_has"] = 1
+    (d / "sqa_adaptive.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="15_sqa_adaptive"):
+        C.leaderboard("mnist", d)
+
+
+def test_bad_names_raise():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        C.leaderboard("cifar100")
+    with pytest.raises(ValueError, match="unknown exercise"):
+        C.exercise_reference("nope", C.leaderboard("mnist"))
+
+
+def test_exercise_references_on_a_known_board():
+    board = pd.DataFrame({
+        "common": [True, True, True, True, False], "role": [C.DEFENSE] * 3 + [C.PGD_TRAINED, C.DEFENSE],
+        "worst": [0.70, 0.66, 0.30, 0.90, 0.95], "worst_lo": [0.65, 0.61, 0.25, 0.85, 0.90],
+        "worst_hi": [0.75, 0.71, 0.35, 0.95, 0.99], "clean_cost": [5.0, 1.0, 0.0, float("nan"), 0.0]})
+    assert C.exercise_reference("ties", board) == 1  # 0.66's interval overlaps the top's; 0.30's does not
+    assert C.exercise_reference("cheap", board) == 0.66  # the top costs 5 points; other-radius rows excluded
+
+
+def _outputs(name):
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    text = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            text.append("".join(data.get("text/html", "")) + "".join(data.get("text/plain", "")))
+            text.append("".join(out.get("text", "")))
+    return "\n".join(text)
+
+
+def test_committed_pages_show_the_results_files_numbers():
+    """A re-run chapter whose side-by-side page was not re-executed fails here: the page's tables must
+    hold the worst case of every leaderboard row, and the landing page the headline."""
+    page = _outputs("20_side_by_side")
+    for ds in DATASETS:
+        for _, r in C.leaderboard(ds).iterrows():
+            assert report.cell(r.worst, r.worst_lo, r.worst_hi) in page, (ds, r.model)
+    intro = _outputs("00_intro")
+    for ds in DATASETS:
+        h = C.headline(ds)
+        for r in (h["best"], h["best_baseline"]):
+            assert report.cell(r.worst, r.worst_lo, r.worst_hi) in intro
+
+
+class _Trained(Exception):
+    pass
+
+
+def test_side_by_side_notebook_trains_and_attacks_nothing(monkeypatch, tmp_path, capsys):
+    """Run the page's code in this process with every way to train or attack a model disabled: any
+    gradient, any optimizer step, the training loop and the checkpoint cache raise."""
+    import torch
+
+    import qutils.cache
+    import qutils.train
+
+    def refuse(*args, **kwargs):
+        raise _Trained("the side-by-side page must read results, not train or attack")
+
+    monkeypatch.setattr(torch.Tensor, "backward", refuse)
+    monkeypatch.setattr(torch.autograd, "backward", refuse)
+    monkeypatch.setattr(torch.autograd, "grad", refuse)
+    monkeypatch.setattr(torch.optim.Optimizer, "zero_grad", refuse)
+    monkeypatch.setattr(qutils.train, "train", refuse)
+    monkeypatch.setattr(qutils.train, "get_trained", refuse)
+    monkeypatch.setattr(qutils.cache, "cached_state", refuse)
+    monkeypatch.setenv("QUTILS_CACHE", str(tmp_path / "empty-cache"))
+    nb = json.loads((ROOT / "notebooks" / "20_side_by_side.ipynb").read_text())
+    ns = {"__name__": "__side_by_side__"}
+    ran = 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "20_side_by_side", "exec"), ns)
+            ran += 1
+    assert ran >= 10 and "boards" in ns and set(ns["boards"]) == set(DATASETS)
+    assert not (tmp_path / "empty-cache").exists()
+    # the guard itself works: training would have raised
+    with pytest.raises(_Trained):
+        torch.zeros(1, requires_grad=True).sum().backward()
