@@ -37,3 +37,15 @@ def trained_cnn(session_cache):
     res = get_trained("cnn_a", "mnist", TrainConfig(epochs=2, batch_size=64), profile=prof,
                       device=torch.device("cpu"), progress=False)
     return res.model
+
+
+@pytest.fixture
+def results_copy(tmp_path):
+    """A private copy of the committed results files (results/*.json), to break or edit in a test."""
+    import shutil
+
+    from qutils.results import results_dir
+
+    for f in results_dir().glob("*.json"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path

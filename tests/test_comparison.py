@@ -3,7 +3,6 @@ results files (never typed twice), a missing or stale file gives a clear error, 
 attacks nothing."""
 import json
 import math
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -113,14 +112,8 @@ def test_headline_is_the_leaderboards_top(dataset):
     assert h["best_baseline"].worst == base.worst.max()
 
 
-def _copy_results(tmp_path):
-    for f in results_dir().glob("*.json"):
-        shutil.copy(f, tmp_path / f.name)
-    return tmp_path
-
-
-def test_missing_results_file_names_its_notebook(tmp_path):
-    d = _copy_results(tmp_path)
+def test_missing_results_file_names_its_notebook(results_copy):
+    d = results_copy
     (d / "dqa_fashion_mnist.json").unlink()
     with pytest.raises(FileNotFoundError, match="13_dqa_fashion_mnist"):
         C.leaderboard("fashion_mnist", d)
@@ -129,8 +122,8 @@ def test_missing_results_file_names_its_notebook(tmp_path):
     C.leaderboard("mnist", d)  # the other dataset does not need it
 
 
-def test_stale_results_raise(tmp_path):
-    d = _copy_results(tmp_path)
+def test_stale_results_raise(results_copy):
+    d = results_copy
     raw = json.loads((d / "gcln_adaptive.json").read_text())
     for r in raw["tables"]["adaptive"]:
         if r["model"] == "GCLN (Qs=96)":

@@ -1,14 +1,12 @@
 """The book's claims ledger (qutils.ledger): every registered claim once, with a status or a reason,
 the committed CSV equal to what the results files give, clear errors on missing or stale results."""
 import json
-import shutil
 
 import pandas as pd
 import pytest
 
 from qutils import ledger as L
 from qutils.claims import NOT_MEASURED, PAPERS, STATUSES
-from qutils.results import results_dir
 
 
 def test_registry_holds_every_papers_claims_once():
@@ -38,21 +36,15 @@ def test_committed_csv_equals_the_results_files():
                                        check_names=False)
 
 
-def _copy_results(tmp_path):
-    for f in results_dir().glob("*.json"):
-        shutil.copy(f, tmp_path / f.name)
-    return tmp_path
-
-
-def test_missing_results_file_names_its_chapter(tmp_path):
-    d = _copy_results(tmp_path)
+def test_missing_results_file_names_its_chapter(results_copy):
+    d = results_copy
     (d / "gcln_adaptive.json").unlink()
     with pytest.raises(FileNotFoundError, match="18_gcln_adaptive"):
         L.book_ledger(d)
 
 
-def test_the_most_informative_record_wins_and_stale_claims_raise(tmp_path):
-    d = _copy_results(tmp_path)
+def test_the_most_informative_record_wins_and_stale_claims_raise(results_copy):
+    d = results_copy
     adaptive = json.loads((d / "sqa_adaptive.json").read_text())
     rec = adaptive["tables"]["claims"][0]
     reproduction = json.loads((d / "sqa.json").read_text())
