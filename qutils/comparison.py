@@ -363,15 +363,15 @@ def curves_figure(curves, board=None, title: str | None = None):
             axes[0].errorbar(best.eps, 100 * best.worst, yerr=[[100 * (best.worst - best.worst_lo)],
                                                              [100 * (best.worst_hi - best.worst)]],
                              fmt="D", ms=5, color=COLOURS[paper], capsize=2, elinewidth=0.8,
-                             label=f"{best.defense} · {best.model}: no curve, one radius (n={int(best.n)})")
+                             label=f"{best.defense} · {best.model}: one radius (n={int(best.n)})")
     for ax, what in zip(axes, ["the defenses", "the baselines beside them"]):
         ax.set(ylabel="robust accuracy (%)", ylim=(-2, 102))
         ax.set_title(what, loc="left")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     axes[1].set_xlabel("ε (L∞)")
     if title:
         fig.suptitle(title, x=0.02, ha="left")
     # the legends sit in the right part of the 7.5-inch figure, so the page does not shrink it
-    fig.subplots_adjust(left=0.09, right=0.56, top=0.94, bottom=0.09, hspace=0.2)
+    fig.subplots_adjust(left=0.09, right=0.54, top=0.94, bottom=0.09, hspace=0.2)
     return fig
