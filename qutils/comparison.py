@@ -18,8 +18,8 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFENSES", "MECHANISM", "by_defense", "exercise_reference", "COMMON_EPS", "ROLES", "Source", "SOURCES", "radius", "leaderboard", "security_curves",
-           "headline", "dumbbell", "curves_figure"]
+__all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "leaderboard", "security_curves", "headline",
+           "by_defense", "exercise_reference", "dumbbell", "curves_figure"]
 
 #: the defenses' short names, in the book's order
 DEFENSES = {"qusecnets": "QuSecNets", "qlayer": "Q-Layer", "dqa": "DQA", "sqa": "SQA", "gcln": "GCLN"}
@@ -31,23 +31,18 @@ MECHANISM = {"qusecnets": "the input pixels", "qlayer": "feature maps, to learne
 COMMON_EPS = {"mnist": 0.3, "fashion_mnist": 0.1}
 DEFENSE, UNDEFENDED, FGSM_TRAINED, PGD_TRAINED, OTHER = (
     "defense", "undefended", "FGSM-trained", "PGD-trained", "other defense")
-ROLES = (DEFENSE, OTHER, PGD_TRAINED, FGSM_TRAINED, UNDEFENDED)
-
-#: the paper's own attack, as each chapter ran it (its cascade's first stage)
-PAPER_ATTACK = {"qusecnets": "FGSM", "qlayer": "FGSM (E-path)", "dqa": "PGD-40", "sqa": "PGD-40",
-                "gcln": "PGD-10 on the classifier alone"}
 
 
 @dataclass(frozen=True)
 class Source:
-    """One chapter's adaptive results: ``results`` (``results/<results>.json``, written by ``notebook``),
+    """One chapter's adaptive results: ``results`` (``results/<results>.json``, written by
+    ``notebooks/NN_<results>.ipynb``),
     its main ``models`` (``{label in its adaptive table: (role, training)}``) and, where it measured them,
     its security curves (``curves``: a table name; ``curve_models``: for a table without a ``model``
     column, ``{attack label: model label}``)."""
 
     paper: str
     results: str
-    notebook: str
     models: dict
     curves: str | None = None
     curve_models: dict | None = None
@@ -56,42 +51,48 @@ class Source:
     def reference_of(self, model: str) -> str:
         return self.reference.get(model, "") if isinstance(self.reference, dict) else self.reference
 
+    @property
+    def notebook(self) -> str:
+        from .results import notebook_of
+
+        return notebook_of(self.results)
+
 
 _F, _P, _N = "FGSM", "PGD", "none"
 
 
-def _qusecnets(results, notebook):
-    return Source("qusecnets", results, notebook, {
+def _qusecnets(results):
+    return Source("qusecnets", results, {
         "CQ n=2": (DEFENSE, _N), "VQ (cross-entropy)": (DEFENSE, _N), "VQ + adv. training": (DEFENSE, _F),
         "FS: bit depth 1": (OTHER, _N), "No defense + adv. training": (FGSM_TRAINED, _F), "No defense": (UNDEFENDED, _N)},
         "adaptive_curves", {"CQ n=2 (hard): PGD+BPDA": "CQ n=2", "no defense: PGD": "No defense"},
         {"VQ + adv. training": "No defense + adv. training", "CQ n=2": "No defense", "VQ (cross-entropy)": "No defense"})
 
 
-def _qlayer(results, notebook):
-    return Source("qlayer", results, notebook, {
+def _qlayer(results):
+    return Source("qlayer", results, {
         "Q-base": (DEFENSE, _N), "Q-large": (DEFENSE, _N), "Q-base + adv": (DEFENSE, _F), "Q-large + adv": (DEFENSE, _F),
         "CNN + adv": (FGSM_TRAINED, _F), "CNN": (UNDEFENDED, _N)},
         reference={"Q-base": "CNN", "Q-large": "CNN", "Q-base + adv": "CNN + adv", "Q-large + adv": "CNN + adv"})
 
 
-def _dqa(results, notebook):
-    return Source("dqa", results, notebook, {
+def _dqa(results):
+    return Source("dqa", results, {
         "Fixed 1-bit": (DEFENSE, _P), "Dynamic 1-bit": (DEFENSE, _P), "Dynamic 2-bit": (DEFENSE, _P),
         "Dynamic 3-bit": (DEFENSE, _P), "Full precision (ReLU)": (PGD_TRAINED, _P)}, "curves",
         reference="Full precision (ReLU)")
 
 
-def _sqa(results, notebook, small=True):
+def _sqa(results, small=True):
     models = {"LARGE SQA": (DEFENSE, _F), **({"SMALL SQA": (DEFENSE, _F)} if small else {}),
               "LARGE PGD": (PGD_TRAINED, _P), "LARGE FGSM-RS": (FGSM_TRAINED, "FGSM-RS"),
               "LARGE full": (FGSM_TRAINED, _F)}
-    return Source("sqa", results, notebook, models, "curves",
+    return Source("sqa", results, models, "curves",
                   reference={"LARGE SQA": "LARGE full", "SMALL SQA": "SMALL full"})
 
 
-def _gcln(results, notebook, q, curves=None):
-    return Source("gcln", results, notebook, {
+def _gcln(results, q, curves=None):
+    return Source("gcln", results, {
         f"GCLN (Qs={q[0]})": (DEFENSE, _N), f"GCLN (Qs={q[1]})": (DEFENSE, _N), "Feature squeezing": (OTHER, _N),
         "PGD-trained": (PGD_TRAINED, _P), "No defense": (UNDEFENDED, _N)}, curves, reference="No defense")
 
@@ -99,19 +100,19 @@ def _gcln(results, notebook, q, curves=None):
 #: per dataset, the chapters' adaptive results files and their main models
 SOURCES = {
     "mnist": [
-        _qusecnets("qusecnets_adaptive", "03_qusecnets_adaptive"),
-        _qlayer("qlayer_honest", "06_qlayer_honest"),
-        Source("qlayer", "qlayer_inner", "09_qlayer_inner", {"Q-inner": (DEFENSE, _N)}, reference="CNN"),
-        _dqa("dqa_adaptive", "12_dqa_adaptive"),
-        _sqa("sqa_adaptive", "15_sqa_adaptive"),
-        _gcln("gcln_adaptive", "18_gcln_adaptive", (48, 96), "curve"),
+        _qusecnets("qusecnets_adaptive"),
+        _qlayer("qlayer_honest"),
+        Source("qlayer", "qlayer_inner", {"Q-inner": (DEFENSE, _N)}, reference="CNN"),
+        _dqa("dqa_adaptive"),
+        _sqa("sqa_adaptive"),
+        _gcln("gcln_adaptive", (48, 96), "curve"),
     ],
     "fashion_mnist": [
-        _qusecnets("qusecnets_fashion_mnist", "04_qusecnets_fashion_mnist"),
-        _qlayer("qlayer_fashion_mnist_honest", "08_qlayer_fashion_mnist_honest"),
-        _dqa("dqa_fashion_mnist", "13_dqa_fashion_mnist"),
-        _sqa("sqa_fashion_mnist", "16_sqa_fashion_mnist", small=False),
-        _gcln("gcln_fashion_mnist", "19_gcln_fashion_mnist", (16, 32)),
+        _qusecnets("qusecnets_fashion_mnist"),
+        _qlayer("qlayer_fashion_mnist_honest"),
+        _dqa("dqa_fashion_mnist"),
+        _sqa("sqa_fashion_mnist", small=False),
+        _gcln("gcln_fashion_mnist", (16, 32)),
     ],
 }
 
@@ -125,11 +126,7 @@ def _check_dataset(dataset: str) -> list:
 def _load(source: Source, directory: Path) -> dict:
     from .results import load_results
 
-    path = directory / f"{source.results}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"the comparison needs {path.name}, which notebooks/{source.notebook}.ipynb writes "
-                                f"in the book profile (the {DEFENSES[source.paper]} chapter); run it first")
-    return load_results(path)
+    return load_results(directory / f"{source.results}.json")  # a missing file names its notebook
 
 
 def _config(source: Source, results: dict):
@@ -146,14 +143,6 @@ def _config(source: Source, results: dict):
         raise ValueError(f"{source.results}.json has settings its chapter no longer knows ({sorted(unknown)}): "
                          f"stale results, re-run notebooks/{source.notebook}.ipynb")
     return cls[0](**stored)
-
-
-def radius(source: Source, directory: str | Path | None = None) -> float:
-    """The L-infinity radius of ``source``'s adaptive test (the chapter configuration's ``eps``)."""
-    from .results import results_dir
-
-    d = Path(directory) if directory is not None else results_dir()
-    return float(_config(source, _load(source, d)).eps)
 
 
 def leaderboard(dataset: str, directory: str | Path | None = None):
@@ -194,10 +183,9 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
                          "training": training, "eps": float(cfg.eps), "apgd_steps": int(steps), "n": int(r["n"]),
                          **{k: float(r[k]) for k in ("clean", "clean_lo", "clean_hi", "paper", "paper_lo",
                                                      "paper_hi", "worst", "worst_lo", "worst_hi")},
-                         "paper_attack": PAPER_ATTACK[s.paper], "decisive": r["decisive"],
+                         "decisive": r["decisive"],
                          "drop": 100 * (float(r["paper"]) - float(r["worst"])), "reference": ref,
-                         "clean_cost": cost, "results": s.results,
-                         "notebook": s.notebook})
+                         "clean_cost": cost, "results": s.results})
     out = pd.DataFrame(rows)
     out["common"] = (out.eps - COMMON_EPS[dataset]).abs() < 1e-9
     return out.sort_values(["common", "worst", "clean"], ascending=[False, False, False], kind="stable",
@@ -260,7 +248,7 @@ def by_defense(board):
             d = d[d.common]
         claim = d.loc[d.paper.idxmax()]
         best = d.loc[d.worst.idxmax()]
-        rows.append({"defense": DEFENSES[paper], "quantizes": MECHANISM[paper], "eps": claim.eps,
+        rows.append({"defense": DEFENSES[paper], "paper_id": paper, "quantizes": MECHANISM[paper], "eps": claim.eps,
                      "claimed model": claim.model, "paper": claim.paper, "paper_lo": claim.paper_lo,
                      "paper_hi": claim.paper_hi, "worst": claim.worst, "worst_lo": claim.worst_lo,
                      "worst_hi": claim.worst_hi, "drop": claim["drop"], "exposed by": claim.decisive,

@@ -19,16 +19,14 @@ from .claims import NOT_MEASURED, PAPERS, STATUSES
 
 __all__ = ["CHAPTERS", "registry", "book_ledger", "counts", "write_csv", "CSV_COLUMNS", "csv_path"]
 
-#: the results files that hold each paper's claims, and the notebook that writes each
+#: the results files that hold each paper's claims (each written by ``notebooks/NN_<name>.ipynb``)
 CHAPTERS = {
-    "qusecnets": {"qusecnets": "03_qusecnets", "qusecnets_adaptive": "03_qusecnets_adaptive"},
-    "qlayer": {"qlayer": "05_qlayer", "qlayer_honest": "06_qlayer_honest",
-               "qlayer_fashion_mnist": "07_qlayer_fashion_mnist",
-               "qlayer_fashion_mnist_honest": "08_qlayer_fashion_mnist_honest", "qlayer_inner": "09_qlayer_inner",
-               "qlayer_ablations": "10_qlayer_ablations"},
-    "dqa": {"dqa": "11_dqa", "dqa_adaptive": "12_dqa_adaptive"},
-    "sqa": {"sqa": "14_sqa", "sqa_adaptive": "15_sqa_adaptive"},
-    "gcln": {"gcln": "17_gcln", "gcln_adaptive": "18_gcln_adaptive", "gcln_fashion_mnist": "19_gcln_fashion_mnist"},
+    "qusecnets": ("qusecnets", "qusecnets_adaptive"),
+    "qlayer": ("qlayer", "qlayer_honest", "qlayer_fashion_mnist", "qlayer_fashion_mnist_honest", "qlayer_inner",
+               "qlayer_ablations"),
+    "dqa": ("dqa", "dqa_adaptive"),
+    "sqa": ("sqa", "sqa_adaptive"),
+    "gcln": ("gcln", "gcln_adaptive", "gcln_fashion_mnist"),
 }
 CSV_COLUMNS = ["key", "paper", "source", "dataset", "model", "attack", "threat_model", "eps", "steps", "unit",
                "paper_value", "ours", "ours_ci_low", "ours_ci_high", "ours_n", "ours_setting", "adaptive",
@@ -62,19 +60,15 @@ def book_ledger(directory: str | Path | None = None):
     results file is missing."""
     import pandas as pd
 
-    from .results import load_results, results_dir
+    from .results import load_results, notebook_of, results_dir
 
     root = Path(directory) if directory is not None else results_dir()
     frames = []
-    for paper, files in CHAPTERS.items():
-        for name, notebook in files.items():
-            path = root / f"{name}.json"
-            if not path.exists():
-                raise FileNotFoundError(f"the claims ledger needs {path.name}, which notebooks/{notebook}.ipynb writes "
-                                        f"in the book profile (the {PAPERS[paper]} chapter); run it first")
-            rows = load_results(path).get("tables", {}).get("claims") or []
+    for names in CHAPTERS.values():
+        for name in names:
+            rows = load_results(root / f"{name}.json").get("tables", {}).get("claims") or []
             if rows:
-                frames.append(pd.DataFrame(rows).assign(chapter=notebook))
+                frames.append(pd.DataFrame(rows).assign(chapter=notebook_of(name)))
     recorded = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CSV_COLUMNS)
     best = {}
     for _, r in recorded.iterrows():

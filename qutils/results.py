@@ -22,7 +22,7 @@ from .evaluate import Accuracy
 from .profiles import Profile
 from .utils import code_version, environment
 
-__all__ = ["Results", "results_dir", "load_results", "overview"]
+__all__ = ["Results", "results_dir", "notebook_of", "load_results", "overview"]
 
 
 def results_dir() -> Path:
@@ -116,13 +116,23 @@ class Results:
         return path
 
 
+def notebook_of(chapter: str) -> str:
+    """The notebook that writes ``results/<chapter>.json`` (``notebooks/NN_<chapter>.ipynb``), or ``""``
+    if no notebook is named after it."""
+    hits = sorted((results_dir().parent / "notebooks").glob(f"[0-9][0-9]_{chapter}.ipynb"))
+    return hits[0].stem if len(hits) == 1 else ""
+
+
 def load_results(chapter_or_path: str | Path) -> dict:
-    """Read a chapter's results file (by chapter name or path); a clear error if it is missing."""
+    """Read a chapter's results file (by chapter name or path); a missing one raises
+    ``FileNotFoundError`` naming the notebook that writes it."""
     p = Path(chapter_or_path)
     if p.suffix != ".json":
         p = results_dir() / f"{chapter_or_path}.json"
     if not p.exists():
-        raise FileNotFoundError(f"no results file {p}; run the chapter's notebook in the book profile to write it")
+        nb = notebook_of(p.stem)
+        run = f"notebooks/{nb}.ipynb" if nb else "the chapter's notebook"
+        raise FileNotFoundError(f"no results file {p.name} in {p.parent}; run {run} in the book profile to write it")
     return json.loads(p.read_text())
 
 
