@@ -29,7 +29,7 @@ book: env
 
 # the whole suite: unit tests, nbval (smoke profile) and the book build (tests/test_book.py)
 test: env
-	QUTILS_PROFILE=smoke $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	QUTILS_PROFILE=smoke $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=15
 
 unit: env
 	QUTILS_PROFILE=smoke $(PY) -m pytest tests -m "not book"

@@ -5,7 +5,7 @@ import torch
 
 from qutils.attacks import APGD, APGDT, PGD
 from qutils.attacks.apgd import checkpoints, dlr_loss, targeted_dlr_loss
-from qutils.evaluate import robust_accuracy
+from qutils.evaluate import robust_accuracy, significantly_lower
 
 art = pytest.importorskip("art")
 
@@ -47,8 +47,9 @@ def test_apgd_stays_in_the_ball_and_does_not_modify_its_input(trained_cnn, mnist
         assert float(size.max()) <= atk.eps + 1e-5
 
 
-def test_early_exit_changes_time_not_result(trained_cnn, mnist_test):
-    x, y = mnist_test.x[:80], mnist_test.y[:80]
+def test_early_exit_changes_time_not_result(trained_cnn_f64, mnist_test):
+    trained_cnn = trained_cnn_f64  # sub-batches against the whole batch: compared in float64 (see the fixture)
+    x, y = mnist_test.x[:80].double(), mnist_test.y[:80]
     a = APGD(0.1, steps=15, early_stop=True)(trained_cnn, x, y)
     b = APGD(0.1, steps=15, early_stop=False)(trained_cnn, x, y)
     with torch.no_grad():
@@ -57,13 +58,18 @@ def test_early_exit_changes_time_not_result(trained_cnn, mnist_test):
 
 
 def test_apgd_is_at_least_as_strong_as_pgd_and_targets_help(trained_cnn, mnist_test):
+    """APGD is not significantly weaker than PGD with the same steps (measured over four fixture
+    seeds: 0-1 points apart, either way: a point-estimate comparison would test noise). APGD-T's
+    first target is the whole of the one-target run, the next ones run on its survivors: image by
+    image, nothing the one-target run breaks survives three targets."""
     x, y = mnist_test.x, mnist_test.y
     apgd = robust_accuracy(trained_cnn, APGD(0.1, steps=20), x, y)
     pgd = robust_accuracy(trained_cnn, PGD(0.1, steps=20), x, y)
-    assert apgd.value <= pgd.value + 0.02
-    t1 = robust_accuracy(trained_cnn, APGDT(0.1, steps=20, n_target_classes=1), x, y).value
-    t3 = robust_accuracy(trained_cnn, APGDT(0.1, steps=20, n_target_classes=3), x, y).value
-    assert t3 <= t1  # more targets, each on the survivors of the last: never fewer images broken
+    assert not significantly_lower(pgd, apgd), (apgd, pgd)
+    with torch.no_grad():
+        ok1 = trained_cnn(APGDT(0.1, steps=20, n_target_classes=1)(trained_cnn, x, y)).argmax(1) == y
+        ok3 = trained_cnn(APGDT(0.1, steps=20, n_target_classes=3)(trained_cnn, x, y)).argmax(1) == y
+    assert not (ok3 & ~ok1).any()
 
 
 def test_dlr_losses_and_checkpoints():

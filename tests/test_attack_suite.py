@@ -20,7 +20,9 @@ SUITE = [
     (DeepFool(1.5), 64),
     (DeepFool(0.15, norm="Linf"), 64),
     (Square(0.2, queries=200), 64),
-    (ZOO(3.0, steps=20, coords=128, binary_search_steps=1, initial_const=10.0, lr=0.2), 4),
+    # ZOO's 20 steps are far from converged: its examples lie 1.6-5.6 away in L2 (four fixture seeds),
+    # so the budget is 6, where all 4 images are fooled (at 3 only 0-2 were: too few to test "effective")
+    (ZOO(6.0, steps=20, coords=128, binary_search_steps=1, initial_const=10.0, lr=0.2), 4),
     (HopSkipJump(steps=3, initial_gradient_eval_steps=20, max_gradient_eval_steps=50), 16),
 ]
 
@@ -66,8 +68,11 @@ def test_jsma_targets_within_its_l0_budget(trained_cnn, mnist_test):
         JSMA(5)
 
 
-def test_early_exit_gives_identical_results(trained_cnn, mnist_test):
-    x, y = mnist_test.x[:96], mnist_test.y[:96]
+def test_early_exit_gives_identical_results(trained_cnn_f64, mnist_test):
+    """Early exit computes on ever smaller sub-batches; the iterates are the same (float64: see the
+    fixture)."""
+    trained_cnn = trained_cnn_f64
+    x, y = mnist_test.x[:96].double(), mnist_test.y[:96]
     for kw in (dict(eps=0.12, steps=15), dict(eps=1.2, norm="L2", steps=15), dict(eps=0.08, steps=5, restarts=3),
                dict(eps=0.3, steps=10, targeted=True)):
         yy = (y + 1) % 10 if kw.get("targeted") else y
@@ -88,11 +93,15 @@ def test_pgd_is_the_bare_loop(trained_cnn, mnist_test):
 
 
 def test_l2_attacks_get_stronger_with_more_steps_and_eps(trained_cnn, mnist_test):
+    """L2 PGD-20 continues PGD-2 at the same step size and seed: image by image, nothing PGD-2 breaks
+    survives PGD-20. Doubling the radius breaks many more (measured: 0.68-0.78 -> 0.15-0.41)."""
     x, y = mnist_test.x[:100], mnist_test.y[:100]
-    a1 = robust_accuracy(trained_cnn, PGD(1.0, norm="L2", steps=2), x, y).value
-    a2 = robust_accuracy(trained_cnn, PGD(1.0, norm="L2", steps=20), x, y).value
+    ok = {s: predict(trained_cnn, PGD(1.0, norm="L2", steps=s, abs_stepsize=0.125)(trained_cnn, x, y)) == y
+          for s in (2, 20)}
+    assert not (ok[20] & ~ok[2]).any()
+    a1, a2 = ok[2].float().mean().item(), ok[20].float().mean().item()
     a3 = robust_accuracy(trained_cnn, PGD(2.0, norm="L2", steps=20), x, y).value
-    assert a3 <= a2 <= a1 and a3 < a1
+    assert a2 <= a1 - 0.05 and a3 <= a2 - 0.2
 
 
 def test_square_gets_stronger_with_more_queries(trained_cnn, mnist_test):
@@ -106,13 +115,18 @@ def test_square_gets_stronger_with_more_queries(trained_cnn, mnist_test):
 
 
 def test_cw_l2_finds_small_perturbations_and_targets(trained_cnn, mnist_test):
+    """C&W is a minimum-norm attack: its examples sit just past the decision boundary, so 90% of the
+    perturbation no longer fools the model (measured: for 87-97% of the images over four fixture
+    seeds). PGD's first fooling iterate at a fixed budget is no such thing."""
     x, y = mnist_test.x[:32], mnist_test.y[:32]
     cw = CWL2(binary_search_steps=4, steps=50, initial_const=1.0, stepsize=0.05)
-    d_cw = distances(trained_cnn, x, cw(trained_cnn, x, y), y, "L2")
-    d_pgd = distances(trained_cnn, x, PGD(3.0, norm="L2", steps=20)(trained_cnn, x, y), y, "L2")
+    x_cw = cw(trained_cnn, x, y)
+    d_cw = distances(trained_cnn, x, x_cw, y, "L2")
     assert torch.isfinite(d_cw).float().mean() > 0.9
-    # the minimum-norm attack needs much less than the budget a fixed-eps attack spends
-    assert d_cw[torch.isfinite(d_cw)].median() < 0.85 * d_pgd[torch.isfinite(d_pgd)].median()
+    moved = torch.isfinite(d_cw) & (d_cw > 0)  # adversarial, and not misclassified to begin with
+    shrunk = x + 0.9 * (x_cw - x)
+    still_fooled = (predict(trained_cnn, shrunk) != y)[moved].float().mean()
+    assert still_fooled <= 0.3
     t = (y + 1) % 10
     hit = predict(trained_cnn, CWL2(binary_search_steps=4, steps=100, initial_const=1.0, stepsize=0.1,
                                     targeted=True)(trained_cnn, x, t)) == t
@@ -209,13 +223,25 @@ def test_margin_sign():
 
 
 def test_boundary_attack_through_foolbox_stays_adversarial_and_shrinks(trained_cnn, mnist_test):
-    """foolbox's Boundary attack starts far away (blended noise) and walks along the boundary:
-    every returned example is adversarial, and more steps give smaller perturbations."""
+    """foolbox's Boundary attack starts far away (blended noise) and walks along the boundary.
+
+    In foolbox 3 (``BoundaryAttack.run``) the number of steps only ends the loop: with the same
+    seed, the random draws of step k are the same whatever the total, and an image's current
+    example is replaced only by a candidate that is adversarial *and* closer. So a 1,000-step run
+    continues the 5-step one: no image's distance grows, every example stays adversarial, and
+    over 995 more steps the total shrinks (measured 8-12%; 5 against 100 steps may not move at
+    all on a given machine, which is why the test does not compare those)."""
     from qutils.attacks import Boundary
 
     x, y = mnist_test.x[:6], mnist_test.y[:6]
-    d_few = distances(trained_cnn, x, Boundary(steps=5)(trained_cnn, x, y), y, "L2")
-    d_many = distances(trained_cnn, x, Boundary(steps=100)(trained_cnn, x, y), y, "L2")
-    assert torch.isfinite(d_many).all()
-    assert d_many.median() < d_few.median()
+    x_few, x_many = Boundary(steps=5)(trained_cnn, x, y), Boundary(steps=1000)(trained_cnn, x, y)
+    assert (predict(trained_cnn, x_few) != y).all() and (predict(trained_cnn, x_many) != y).all()
+    d_few = distances(trained_cnn, x, x_few, y, "L2")
+    d_many = distances(trained_cnn, x, x_many, y, "L2")
+    assert torch.isfinite(d_few).all() and torch.isfinite(d_many).all()
+    assert (d_many <= d_few * (1 + 1e-6)).all()  # per image: the longer run never ends farther
+    assert d_many.sum() < 0.99 * d_few.sum()  # and it moved, by more than rounding
+    # the same seed gives the same examples: nothing here depends on the global RNG
+    torch.manual_seed(123)
+    assert torch.equal(Boundary(steps=5)(trained_cnn, x, y), x_few)
     assert str(Boundary().threat_model) == "black-box (decision)"

@@ -33,12 +33,19 @@ def test_fgsm_is_the_signed_gradient_step(trained_cnn, mnist_test):
 
 
 def test_pgd_at_least_as_strong_as_fgsm_and_more_steps_help(trained_cnn, mnist_test):
+    """With the same step size and seed, PGD-20 continues PGD-5 (its first 5 iterates are PGD-5's),
+    and PGD returns the first iterate that fools: so every image PGD-5 breaks, PGD-20 breaks too --
+    exactly, image by image, on any machine. The strict claims carry a margin: measured over four
+    fixture seeds, PGD-20 is 12-23 points below PGD-5 and 9-12 points below FGSM."""
     x, y = mnist_test.x, mnist_test.y
-    fgsm = robust_accuracy(trained_cnn, FGSM(0.15), x, y).value
-    pgd5 = robust_accuracy(trained_cnn, PGD(0.15, steps=5), x, y).value
-    pgd20 = robust_accuracy(trained_cnn, PGD(0.15, steps=20), x, y).value
-    assert pgd20 <= pgd5 <= fgsm
-    assert pgd20 < fgsm  # strictly stronger on a trained model
+    alpha = 2.5 * 0.15 / 20
+    ok_fgsm = predict(trained_cnn, FGSM(0.15)(trained_cnn, x, y)) == y
+    ok5 = predict(trained_cnn, PGD(0.15, steps=5, abs_stepsize=alpha)(trained_cnn, x, y)) == y
+    ok20 = predict(trained_cnn, PGD(0.15, steps=20, abs_stepsize=alpha)(trained_cnn, x, y)) == y
+    assert not (ok20 & ~ok5).any()  # no image survives 20 steps that 5 steps broke
+    fgsm, pgd5, pgd20 = (ok.float().mean().item() for ok in (ok_fgsm, ok5, ok20))
+    assert pgd20 <= pgd5 - 0.05  # more steps help, by more than noise
+    assert pgd20 <= fgsm - 0.04  # iterative is stronger than single-step on a trained model
 
 
 def test_accuracy_falls_with_epsilon(trained_cnn, mnist_test):
@@ -52,7 +59,7 @@ def test_targeted_pgd_reaches_its_targets(trained_cnn, mnist_test):
     x, y = mnist_test.x[:100], mnist_test.y[:100]
     target = (y + 1) % 10
     hit = (predict(trained_cnn, PGD(0.3, steps=20, targeted=True)(trained_cnn, x, target)) == target).float().mean()
-    assert hit > 0.8
+    assert hit > 0.7  # measured 0.87-0.93 over four fixture seeds; a broken targeted attack hits ~0.1
     res = robust_accuracy(trained_cnn, PGD(0.3, steps=20, targeted=True), x, target)
     assert res.value == pytest.approx(1 - hit.item())
 
@@ -124,7 +131,7 @@ def test_bpda_straight_through_recovers_the_attack(trained_cnn, mnist_test):
     # craft through the BPDA model, evaluate on the real (rounding) model: a white-box attack
     res = robust_accuracy(masked, Adaptive(PGD(0.3, steps=20), bpda_model), x, y)
     assert res.threat_model == "white-box" and res.attack == "PGD+BPDA"
-    assert plain > 0.8 and res.value < plain - 0.5
+    assert plain > 0.7 and res.value < plain - 0.5  # measured: plain 0.88-0.92, BPDA 0.0
 
 
 def test_bpda_uses_the_approximation_gradient():

@@ -25,7 +25,7 @@ def test_audit_flags_a_rounding_layer_and_bpda_fixes_the_number(trained_cnn, mni
     failed = set(rep.failed)
     assert {"gradients are informative", "gradient-free does not beat gradients",
             "adaptive attack does not beat plain PGD"} <= failed, str(rep)
-    assert rep.results["PGD-10"].value > 0.8  # plain PGD reports robustness that is not there
+    assert rep.results["PGD-10"].value > 0.7  # plain PGD reports robustness that is not there (measured 0.88-0.92)
     name, worst = rep.worst
     assert name.startswith("Square") and worst.value < 0.2  # the worst case comes from the gradient-free attack
     bpda = InputTransformModel(BPDA(BitDepthReduction(2)), trained_cnn).eval()

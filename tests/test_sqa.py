@@ -162,9 +162,12 @@ def test_eot_with_more_samples_lowers_the_gradient_variance():
     torch.manual_seed(0)
     net = sqa_vanilla("small", seed=0)
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    v1 = gradient_variance(net, x, y, eot=1, repeats=6)
-    v16 = gradient_variance(net, x, y, eot=16, repeats=6)
-    assert v16 < v1 / 4, (v1, v16)  # about 1/16 in theory
+    # the measure is relative to the squared norm of the mean of the repeats, which noise inflates:
+    # with 6 repeats v1 saturates near 5 and the ratio was 3.8-4.9 over four seeds of this net;
+    # with 24 repeats it is 8.2-9.6 (1/16 for the unnormalised variance in theory)
+    v1 = gradient_variance(net, x, y, eot=1, repeats=24)
+    v16 = gradient_variance(net, x, y, eot=16, repeats=24)
+    assert v16 < v1 / 4, (v1, v16)
     # a deterministic view has no variance at all
     assert gradient_variance(net.view("nearest"), x, y, eot=1, repeats=3) < 1e-10
 
