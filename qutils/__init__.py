@@ -3,8 +3,7 @@
 Every dataset, model, attack, defense and evaluation the notebooks use lives here, in one
 obvious module each; the notebooks import it and never re-implement it.
 """
-__version__ = "0.1.0"
-
+from ._version import __version__  # noqa: E402
 from .profiles import get_device, get_profile  # noqa: E402
 from .utils import code_version, environment, seed_everything  # noqa: E402
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .attacks import FGSM, PGD, Adaptive, Norm, Square, Transfer, check_eps, check_inputs
-from .evaluate import Accuracy, _device_of, accuracy, robust_accuracy, significantly_lower
+from .metrics import Accuracy, _device_of, accuracy, robust_accuracy, significantly_lower
 
 __all__ = ["audit", "AuditReport", "Check"]
 

@@ -36,7 +36,7 @@ import torch.nn as nn
 from .attacks import APGD, APGDT, Adaptive, Attack, Square
 from .attacks.base import as_norm, check_eps, check_int
 from .defenses.protocol import as_defense
-from .evaluate import Accuracy, _device_of, check_batch, predict
+from .metrics import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 
 __all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
@@ -222,7 +222,7 @@ def curve_rows(results: dict, eps: float) -> list[dict]:
     """Two rows per model of ``results`` (cascades run at radius ``eps``) for a security curve: the paper's
     attack (the first stage) and the adaptive worst case, as accuracy rows with ``model``, ``attack`` and
     ``eps``."""
-    from .evaluate import accuracy_row
+    from .metrics import accuracy_row
 
     rows = []
     for name, r in results.items():
@@ -239,7 +239,7 @@ def compare_table(results: dict, name: str, against, label: str | None = None,
     difference, by the 95% intervals (:func:`qutils.evaluate.compare_accuracies`)."""
     import pandas as pd
 
-    from .evaluate import compare_accuracies
+    from .metrics import compare_accuracies
 
     r = results[name]
     rows = []

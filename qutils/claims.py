@@ -4,8 +4,8 @@ number under the paper's protocol and our adaptive worst case, and a status.
 A :class:`Claim` is what a paper says (paper, table or figure, dataset, model, attack, epsilon,
 steps, the paper's value). A chapter measures it and records a :class:`ClaimRecord` in a
 :class:`Ledger`; the ledger goes into the chapter's results file (``results/<chapter>.json``,
-table ``"claims"``), and the side-by-side chapter reads every chapter's ledger with
-:func:`load_ledgers`.
+table ``"claims"``), and :func:`qutils.ledger.book_ledger` joins every chapter's ledger with the
+registry.
 
 **The status rule**, stated once (:data:`RULE`):
 
@@ -24,10 +24,10 @@ import math
 from dataclasses import dataclass
 
 from . import data as qdata
-from .evaluate import Accuracy, significantly_lower
+from .metrics import Accuracy, significantly_lower
 
 __all__ = ["PAPERS", "STATUSES", "RULE", "PARTS", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of",
-           "check_part", "load_ledgers"]
+           "check_part"]
 
 #: the five papers, by the key a claim uses
 PAPERS = {
@@ -232,19 +232,3 @@ class Ledger:
     def save(self, results) -> None:
         """Add the ledger to a chapter's :class:`~qutils.results.Results` as its ``"claims"`` table."""
         results.add_table("claims", self.frame())
-
-
-def load_ledgers(chapters=None):
-    """Every chapter's claims from ``results/`` as one DataFrame (with a ``chapter`` column)."""
-    import pandas as pd
-
-    from .results import load_results, results_dir
-
-    names = chapters or sorted(p.stem for p in results_dir().glob("*.json"))
-    frames = []
-    for name in names:
-        res = load_results(name)
-        rows = res.get("tables", {}).get("claims")
-        if rows and "status" in rows[0]:
-            frames.append(pd.DataFrame(rows).assign(chapter=name))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

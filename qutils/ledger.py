@@ -3,7 +3,7 @@ what the chapters measured.
 
 The registry (:func:`registry`) is each paper's ``CLAIMS`` (``qutils.experiments.<paper>.CLAIMS``);
 the measurements are the ledgers the chapters wrote into their results files
-(:func:`qutils.claims.load_ledgers`). :func:`book_ledger` joins the two: a claim two pages recorded
+(the ``"claims"`` table of each). :func:`book_ledger` joins the two: a claim two pages recorded
 keeps the most informative record (an adaptive number over a number under the paper's protocol over
 none), and a registered claim no page recorded is listed as *not measured yet*, with that reason.
 :func:`write_csv` writes the result as ``results/claims.csv``, the machine-readable ledger (in the

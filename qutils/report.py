@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .evaluate import Accuracy
+from .metrics import Accuracy
 
 __all__ = ["acc", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
 

@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from .evaluate import Accuracy
+from .metrics import Accuracy
 from .profiles import Profile
 from .utils import code_version, environment
 

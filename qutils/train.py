@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from . import data as qdata
 from .attacks import FGSM, FGSMRS, PGD
 from .cache import cached_state
-from .evaluate import accuracy, robust_accuracy
+from .metrics import accuracy, robust_accuracy
 from .profiles import Profile, get_device, get_profile
 from .progress import progress as _progress
 from .utils import seed_everything

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._version import __version__
+
 __all__ = ["seed_everything", "code_version", "environment"]
 
 
@@ -38,8 +40,6 @@ def code_version() -> str:
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        from . import __version__
-
         return f"qutils {__version__}"
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qutils.attacks import BIM, BPDA, FGSM, PGD, Adaptive, bpda, make
+from qutils.attacks import BIM, BPDA, FGSM, PGD, Adaptive, bpda
 from qutils.defenses import BitDepthReduction, InputTransformModel
 from qutils.evaluate import predict, robust_accuracy
 
@@ -89,12 +89,6 @@ def test_bad_arguments(cls, trained_cnn, mnist_test):
     if cls is not FGSM:
         with pytest.raises(ValueError, match="steps"):
             cls(0.1, steps=0)
-
-
-def test_make_by_name():
-    assert isinstance(make("pgd", eps=0.3, steps=7), PGD) and make("pgd", eps=0.3, steps=7).steps == 7
-    with pytest.raises(ValueError, match="unknown attack"):
-        make("pgdd", eps=0.3)
 
 
 def test_pgd_step_size_rules():

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from qutils import models
+import qutils.defenses.qlayer  # noqa: F401  (registers the Q-Layer networks q_base, q_large, q_inner)
 
 # parameter counts derived by hand from each paper's layer list (MNIST: 1x28x28)
 EXPECTED_PARAMS_MNIST = {
@@ -62,6 +63,16 @@ def test_bad_arguments():
         models.build("cnn_a", in_channels=2)
     with pytest.raises(ValueError, match="input_size"):
         models.build("cnn_a", input_size=64)
+
+
+def test_the_q_layer_networks_come_from_the_defense_module(monkeypatch):
+    """The models layer never imports the defenses: qutils.defenses.qlayer registers q_base, q_large
+    and q_inner; without it, build names the module to import instead of a bare 'unknown model'."""
+    assert {"q_base", "q_large", "q_inner"} <= set(models.REGISTRY)
+    assert models.REGISTRY["q_base"].builder.__module__ == "qutils.defenses.qlayer"
+    monkeypatch.delitem(models.REGISTRY, "q_base")
+    with pytest.raises(ValueError, match="registered by qutils.defenses.qlayer"):
+        models.build("q_base")
 
 
 def test_activation_is_pluggable():

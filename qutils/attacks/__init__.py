@@ -27,19 +27,7 @@ from .threshold import ThresholdFlip
 from .wrappers import Adaptive, Transfer
 from .zoo import ZOO
 
-ATTACKS = {"fgsm": FGSM, "fgsm-rs": FGSMRS, "bim": BIM, "pgd": PGD, "apgd": APGD, "apgd-t": APGDT, "eot-pgd": EOTPGD, "lowfreq-pgd": LowFrequencyPGD, "cw-linf": CWLinf, "cw-l2": CWL2, "deepfool": DeepFool,
-           "jsma": JSMA, "zoo": ZOO, "square": Square, "hopskipjump": HopSkipJump, "boundary": Boundary}
-
-
-def make(name: str, **kwargs) -> Attack:
-    """Build an attack by name, e.g. ``make("pgd", eps=0.3, steps=40)``."""
-    key = str(name).lower()
-    if key not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; expected one of {sorted(ATTACKS)}")
-    return ATTACKS[key](**kwargs)
-
-
 __all__ = ["Attack", "MinimizationAttack", "Norm", "ThreatModel", "FGSM", "FGSMRS", "BIM", "PGD", "APGD", "APGDT", "CWLinf", "CWL2",
            "DeepFool", "JSMA", "LowFrequencyPGD", "lowpass", "ZOO", "Square", "ThresholdFlip", "AnnealedBPDA", "EOTPGD", "FoolboxAttack", "HopSkipJump", "Boundary", "Transfer",
-           "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "ATTACKS", "make", "check_eps", "check_inputs",
+           "Adaptive", "BPDA", "bpda", "random_targets", "all_targets", "check_eps", "check_inputs",
            "margin", "norms", "project"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..dct import block_dct, block_idct
 from .base import check_int
 from .pgd import PGD
 
@@ -24,8 +25,6 @@ __all__ = ["LowFrequencyPGD", "lowpass"]
 def lowpass(t: torch.Tensor, keep: int, block: int = 8, pad: int = 0) -> torch.Tensor:
     """``t`` with every DCT coefficient of frequency ``u >= keep`` or ``v >= keep`` of each block set to
     zero (the image padded by ``pad`` pixels, edge values repeated, and cropped back)."""
-    from ..defenses.gcln import block_dct, block_idct
-
     if keep >= block:
         return t
     tp = F.pad(t, (pad,) * 4, mode="replicate") if pad else t

@@ -35,10 +35,10 @@ class ThresholdFlip(Attack):
 
     def __init__(self, eps, defense: nn.Module, steps: int = 100, flips: int = 4):
         super().__init__(eps)
-        from ..defenses import BitDepthReduction, QuantizationLayer  # lazy: the defenses import the attacks
-
         transform = getattr(defense, "transform", None)
-        if not isinstance(transform, (QuantizationLayer, BitDepthReduction)) or not isinstance(
+        # the search needs a quantizer that acts on each pixel alone, monotonically (QuSecNets' layer,
+        # bit-depth reduction); such a quantizer says so with ``pixelwise_monotone = True``
+        if not getattr(transform, "pixelwise_monotone", False) or not isinstance(
                 getattr(defense, "model", None), nn.Module):
             raise ValueError("ThresholdFlip needs an input-quantization defense, classifier(quantizer(x)) with a "
                              f"per-pixel quantizer (QuSecNets, bit-depth reduction); got {type(defense).__name__}"

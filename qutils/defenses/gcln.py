@@ -37,7 +37,6 @@ attack on purifiers).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +45,7 @@ import torch.nn.functional as F
 
 from ..attacks.base import check_inputs
 from ..attacks.bpda import bpda
+from ..dct import block_dct, block_idct, check_block, dct_matrix
 from .protocol import AttackView, Defense, check_backward, check_positive
 
 __all__ = ["dct_matrix", "block_dct", "block_idct", "round_to_step", "QuantizedTransform", "CleaningNetwork",
@@ -61,55 +61,6 @@ def qs_of(q: float) -> float:
 def q_of(qs: float) -> float:
     """The step ``q`` on pixels in [0, 1] of the paper's ``Qs`` (pixels in [0, 255])."""
     return float(qs) / 255.0
-
-
-def _check_block(m) -> int:
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"the block size M must be a positive integer, got {m!r}")
-    return m
-
-
-def dct_matrix(m: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """The orthonormal DCT-II basis as an ``m x m`` matrix ``C``: the coefficients of a block ``x``
-    are ``C @ x @ C.T`` (equation 1 with its normalisation made orthonormal), and ``x = C.T @ X @ C``.
-    Row ``i`` is ``c_i cos(pi i (2n + 1) / 2m)`` with ``c_0 = sqrt(1/m)``, ``c_i = sqrt(2/m)``."""
-    m = _check_block(m)
-    n = torch.arange(m, dtype=torch.float64)
-    c = torch.cos(math.pi * n[:, None] * (2 * n[None, :] + 1) / (2 * m))
-    c[0] *= math.sqrt(1.0 / m)
-    c[1:] *= math.sqrt(2.0 / m)
-    return c.to(dtype=dtype, device=device)
-
-
-def _blocks(x: torch.Tensor, m: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, H/m, W/m, m, m); raises if ``m`` does not divide H and W."""
-    if x.dim() != 4:
-        raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
-    b, c, h, w = x.shape
-    if h % m or w % m:
-        raise ValueError(f"the block size {m} does not divide the (padded) image {h} x {w}: choose M or the "
-                         "padding so that it does")
-    return x.reshape(b, c, h // m, m, w // m, m).permute(0, 1, 2, 4, 3, 5)
-
-
-def _unblocks(x: torch.Tensor) -> torch.Tensor:
-    b, c, nh, nw, m, _ = x.shape
-    return x.permute(0, 1, 2, 4, 3, 5).reshape(b, c, nh * m, nw * m)
-
-
-def block_dct(x: torch.Tensor, m: int = 8) -> torch.Tensor:
-    """Blockwise 2-D orthonormal DCT-II of images (B, C, H, W), each ``m x m`` block on its own;
-    the result has the image's layout (block ``(r, s)``'s coefficients where the block was)."""
-    m = _check_block(m)
-    cm = dct_matrix(m, x.dtype, x.device)
-    return _unblocks(cm @ _blocks(x, m) @ cm.T)
-
-
-def block_idct(coef: torch.Tensor, m: int = 8) -> torch.Tensor:
-    """The inverse of :func:`block_dct`."""
-    m = _check_block(m)
-    cm = dct_matrix(m, coef.dtype, coef.device)
-    return _unblocks(cm.T @ _blocks(coef, m) @ cm)
 
 
 def round_to_step(coef: torch.Tensor, q: float) -> torch.Tensor:
@@ -128,7 +79,7 @@ class QuantizedTransform(nn.Module):
     def __init__(self, q: float, block: int = 8, pad: int = 0, backward: str = "auto"):
         super().__init__()
         self.q = check_positive(q, "the quantization step q")
-        self.block = _check_block(block)
+        self.block = check_block(block)
         if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
             raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
         self.pad = pad

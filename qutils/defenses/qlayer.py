@@ -37,6 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
+from ..models import build
+from ..models.registry import register
 from .protocol import AttackView, Defense, check_backward, check_choice
 
 __all__ = ["QLayer", "QLayerOutput", "QLayerNet", "QLayerLoss", "InactiveConceptUpdate", "EPath", "qlayer_cnn",
@@ -125,10 +127,6 @@ class QLayer(nn.Module):
     def _lookup(self, index: torch.Tensor) -> torch.Tensor:
         """Eq. 3 on (N, K) indices -> (N, K, d), one gather in the stacked concept matrices."""
         return F.embedding(self._stacked(index), self.concepts.reshape(self.heads * self.nc, self.d))
-
-    def lookup(self, index: torch.Tensor) -> torch.Tensor:
-        """Eq. 3: ``I Q`` -- rows of the concept matrices, (K, N) -> (K, N, d); differentiable in the concepts only."""
-        return self._lookup(index.t()).transpose(0, 1)
 
     def _unpanel(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """(N, K, d) -> concatenation over heads in the layout of ``like``: (n, K*d, h, w) or (n, K*d).
@@ -366,8 +364,6 @@ def qlayer_cnn(variant: str = "base", heads: int | None = None, concepts: int = 
                in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> QLayerNet:
     """CNN_A with a Q-Layer: ``"base"`` (K=1, nc=64) or ``"large"`` (K=4, nc=64) after the convolution
     blocks, ``"inner"`` (K=4, nc=64: "the same parameter setting as the Q-large", section 4.4) between them. ``shared``: one subsequent network for both paths."""
-    from ..models import build
-
     variant = str(variant).lower()
     if variant not in ("base", "large", "inner"):
         raise ValueError(f"variant must be 'base', 'large' or 'inner', got {variant!r}")
@@ -399,3 +395,27 @@ def qlayer_cnn(variant: str = "base", heads: int | None = None, concepts: int = 
     head_q = rest(after, heads * channels)
     head_e = None if shared else rest(after, heads * channels)
     return QLayerNet(encoder, QLayer(channels, heads, concepts), head_q, head_e)
+
+
+# -- the Q-Layer networks in the model registry (models.build("q_base") once this module is imported) --
+
+_QLAYER_NOTE = ("CNN_A's layers; a separate subsequent network per path (appendix G); "
+                "see qutils.defenses.qlayer")
+
+
+@register("q_base", "Q-Layer paper, section 4.1.2: CNN_A with a Q-Layer (K=1, nc=64) after the convolution blocks",
+          _QLAYER_NOTE)
+def q_base(in_channels=1, num_classes=10, input_size=28, shared=False):
+    return qlayer_cnn("base", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
+
+
+@register("q_large", "Q-Layer paper, section 4.1.2: CNN_A with a Q-Layer (K=4, nc=64) after the convolution blocks",
+          _QLAYER_NOTE)
+def q_large(in_channels=1, num_classes=10, input_size=28, shared=False):
+    return qlayer_cnn("large", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
+
+
+@register("q_inner", "Q-Layer paper, section 4.4: CNN_A with a Q-Layer (K=4, nc=64, as Q-large) between the convolution blocks",
+          _QLAYER_NOTE)
+def q_inner(in_channels=1, num_classes=10, input_size=28, shared=False):
+    return qlayer_cnn("inner", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)

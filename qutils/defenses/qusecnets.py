@@ -76,6 +76,10 @@ class QuantizationLayer(nn.Module):
         steepness ``backward_z``, default ``z``).
     """
 
+    #: each pixel's level depends on that pixel alone and never falls as it rises (thresholds stay
+    #: ordered): what :class:`~qutils.attacks.ThresholdFlip` needs of a quantizer
+    pixelwise_monotone = True
+
     def __init__(self, levels: int = 2, z: float = 50.0, trainable: bool = False, shape=None,
                  mode: str = "soft", backward: str = "auto", backward_z: float | None = None):
         super().__init__()

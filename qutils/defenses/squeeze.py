@@ -26,6 +26,10 @@ __all__ = ["BitDepthReduction", "MedianSmoothing", "InputTransformModel"]
 
 
 class BitDepthReduction(nn.Module):
+    #: each pixel's level depends on that pixel alone and never falls as it rises
+    #: (what :class:`~qutils.attacks.ThresholdFlip` needs of a quantizer)
+    pixelwise_monotone = True
+
     def __init__(self, bits: int):
         super().__init__()
         if int(bits) != bits or not 1 <= bits <= 16:

@@ -128,31 +128,3 @@ class CleverhansCNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
-
-
-_QLAYER_NOTE = ("CNN_A's layers; a separate subsequent network per path (appendix G); "
-                "see qutils.defenses.qlayer")
-
-
-@register("q_base", "Q-Layer paper, section 4.1.2: CNN_A with a Q-Layer (K=1, nc=64) after the convolution blocks",
-          _QLAYER_NOTE)
-def q_base(in_channels=1, num_classes=10, input_size=28, shared=False):
-    from ..defenses.qlayer import qlayer_cnn
-
-    return qlayer_cnn("base", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
-
-
-@register("q_large", "Q-Layer paper, section 4.1.2: CNN_A with a Q-Layer (K=4, nc=64) after the convolution blocks",
-          _QLAYER_NOTE)
-def q_large(in_channels=1, num_classes=10, input_size=28, shared=False):
-    from ..defenses.qlayer import qlayer_cnn
-
-    return qlayer_cnn("large", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)
-
-
-@register("q_inner", "Q-Layer paper, section 4.4: CNN_A with a Q-Layer (K=4, nc=64, as Q-large) between the convolution blocks",
-          _QLAYER_NOTE)
-def q_inner(in_channels=1, num_classes=10, input_size=28, shared=False):
-    from ..defenses.qlayer import qlayer_cnn
-
-    return qlayer_cnn("inner", shared=shared, in_channels=in_channels, num_classes=num_classes, input_size=input_size)

@@ -19,6 +19,11 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {}
 
+#: architectures that a defense module registers when it is imported (the models layer never imports
+#: the defenses): the name, and the module to import first
+REGISTERED_ELSEWHERE = {"q_base": "qutils.defenses.qlayer", "q_large": "qutils.defenses.qlayer",
+                        "q_inner": "qutils.defenses.qlayer"}
+
 
 def register(name: str, source: str, notes: str = ""):
     """Class or function decorator that adds a builder to :data:`REGISTRY`."""
@@ -39,6 +44,9 @@ def build(name: str, in_channels: int = 1, num_classes: int = 10, input_size: in
     ``in_channels`` is 1 for grayscale (MNIST, Fashion-MNIST) and 3 for RGB (CIFAR-10, SVHN);
     ``input_size`` is the image side (28 or 32). Extra keyword arguments go to the builder.
     """
+    if isinstance(name, str) and name.lower() not in REGISTRY and name.lower() in REGISTERED_ELSEWHERE:
+        raise ValueError(f"model {name!r} is registered by {REGISTERED_ELSEWHERE[name.lower()]}: import that "
+                         "module first")
     if not isinstance(name, str) or name.lower() not in REGISTRY:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(REGISTRY)}")
     if in_channels not in (1, 3):

@@ -18,8 +18,7 @@ from ...profiles import Profile
 
 __all__ = ["GCLNConfig", "config_for", "QS_RATIOS", "PAPER_QS"]
 
-PAPER_QS = (5, 10)  #: the paper's two quantization steps (tables 1-4), on pixels in [0, 255]
-PAPER_EPS = 8  #: ... against its radius 8/255 (CIFAR-10)
+PAPER_QS = (5, 10)  #: the paper's two quantization steps (tables 1-4), on pixels in [0, 255], at its radius 8/255
 #: the quantization steps as multiples of the radius: the paper's two (5/8, 10/8) and figure 3's sweep
 QS_RATIOS = (0.25, 5 / 8, 10 / 8, 2.5)
 
