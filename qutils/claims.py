@@ -21,22 +21,17 @@ registry.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from . import data as qdata
 from .metrics import Accuracy, significantly_lower
 
-__all__ = ["PAPERS", "STATUSES", "RULE", "PARTS", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of",
+__all__ = ["STATUSES", "RULE", "PARTS", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of",
            "check_part"]
 
 #: the five papers, by the key a claim uses
-PAPERS = {
-    "qusecnets": "QuSecNets (Ali et al. 2018)",
-    "dqa": "DQA (Rakin et al. 2018)",
-    "sqa": "SQA (ICLR 2019 submission)",
-    "qlayer": "Q-Layer (ICLR 2020 submission)",
-    "gcln": "GCLN (ICLR 2020 submission)",
-}
+_PAPER_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 REPRODUCED = "reproduced"
 BROKEN = "reproduced, broken by the adaptive attack"
 NOT_REPRODUCED = "not reproduced"
@@ -65,7 +60,7 @@ def _finite(v, what: str) -> float:
 class Claim:
     """One number a paper reports. ``value`` is in ``unit`` (default: accuracy in percent)."""
 
-    paper: str  #: a key of :data:`PAPERS`
+    paper: str  #: the paper's id: its chapter's package name (:class:`qutils.chapter.Chapter`)
     source: str  #: where the paper says it: "table 1a", "figure 9", "section V"
     dataset: str
     model: str
@@ -78,8 +73,9 @@ class Claim:
     note: str = ""
 
     def __post_init__(self):
-        if self.paper not in PAPERS:
-            raise ValueError(f"unknown paper {self.paper!r}; expected one of {sorted(PAPERS)}")
+        if not isinstance(self.paper, str) or not _PAPER_ID.match(self.paper):
+            # which ids exist is the chapters' business (a chapter rejects a claim of another paper)
+            raise ValueError(f"a claim's paper is its chapter's id, a lowercase identifier; got {self.paper!r}")
         for name in ("source", "model", "attack"):
             v = getattr(self, name)
             if not isinstance(v, str) or not v.strip():

@@ -3,8 +3,8 @@
 Every adaptive chapter wrote an ``adaptive`` table (:func:`qutils.cascade.summary_table`'s columns:
 clean accuracy, the accuracy under the paper's own attack, the adaptive worst case, each with its 95%
 interval, the attack that decided it) and its settings (``config``) to ``results/<name>.json``.
-:data:`SOURCES` says, per dataset, which results file holds which defense, which of its models are the
-chapter's main ones and what role each plays (the defense itself, or a baseline: undefended,
+:data:`SOURCES` (from the chapters' records, :data:`qutils.chapters.CHAPTERS`) says, per dataset, which
+results file holds which defense, which of its models are the chapter's main ones and what role each plays (the defense itself, or a baseline: undefended,
 FGSM-trained, PGD-trained, another published defense). :func:`leaderboard` joins them: one row per
 model, the radius read from the chapter's own configuration (its ``eps``), so a chapter that measured
 at another radius is said to have done so rather than ranked with the others. :func:`security_curves`
@@ -14,107 +14,23 @@ the landing page quotes.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "leaderboard", "security_curves", "headline",
+from .chapter import DEFENSE, FGSM_TRAINED, OTHER, PGD_TRAINED, UNDEFENDED, Source
+from .chapters import CHAPTERS, chapter
+
+__all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED",
+           "PGD_TRAINED", "OTHER", "leaderboard", "security_curves", "headline",
            "by_defense", "exercise_reference", "dumbbell", "curves_figure"]
 
-#: the defenses' short names, in the book's order
-DEFENSES = {"qusecnets": "QuSecNets", "qlayer": "Q-Layer", "dqa": "DQA", "sqa": "SQA", "gcln": "GCLN"}
+#: the defenses' short names, in the book's order (from the chapters' records)
+DEFENSES = {ch.paper: ch.name for ch in CHAPTERS}
 #: what each defense quantizes
-MECHANISM = {"qusecnets": "the input pixels", "qlayer": "feature maps, to learned concepts",
-             "dqa": "activations (learned thresholds)", "sqa": "activations, stochastically",
-             "gcln": "DCT coefficients, in a cleaning network"}
+MECHANISM = {ch.paper: ch.mechanism for ch in CHAPTERS}
 #: the book's common L-infinity radius per dataset (Madry et al.'s MNIST radius; Fashion-MNIST's third of it)
 COMMON_EPS = {"mnist": 0.3, "fashion_mnist": 0.1}
-DEFENSE, UNDEFENDED, FGSM_TRAINED, PGD_TRAINED, OTHER = (
-    "defense", "undefended", "FGSM-trained", "PGD-trained", "other defense")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One chapter's adaptive results: ``results`` (``results/<results>.json``, written by
-    ``notebooks/NN_<results>.ipynb``),
-    its main ``models`` (``{label in its adaptive table: (role, training)}``) and, where it measured them,
-    its security curves (``curves``: a table name; ``curve_models``: for a table without a ``model``
-    column, ``{attack label: model label}``)."""
-
-    paper: str
-    results: str
-    models: dict
-    curves: str | None = None
-    curve_models: dict | None = None
-    reference: str | dict = ""  #: the chapter's model without the defense (per model if a dict), for the clean cost
-
-    def reference_of(self, model: str) -> str:
-        return self.reference.get(model, "") if isinstance(self.reference, dict) else self.reference
-
-    @property
-    def notebook(self) -> str:
-        from .results import notebook_of
-
-        return notebook_of(self.results)
-
-
-_F, _P, _N = "FGSM", "PGD", "none"
-
-
-def _qusecnets(results):
-    return Source("qusecnets", results, {
-        "CQ n=2": (DEFENSE, _N), "VQ (cross-entropy)": (DEFENSE, _N), "VQ + adv. training": (DEFENSE, _F),
-        "FS: bit depth 1": (OTHER, _N), "No defense + adv. training": (FGSM_TRAINED, _F), "No defense": (UNDEFENDED, _N)},
-        "adaptive_curves", {"CQ n=2 (hard): PGD+BPDA": "CQ n=2", "no defense: PGD": "No defense"},
-        {"VQ + adv. training": "No defense + adv. training", "CQ n=2": "No defense", "VQ (cross-entropy)": "No defense"})
-
-
-def _qlayer(results):
-    return Source("qlayer", results, {
-        "Q-base": (DEFENSE, _N), "Q-large": (DEFENSE, _N), "Q-base + adv": (DEFENSE, _F), "Q-large + adv": (DEFENSE, _F),
-        "CNN + adv": (FGSM_TRAINED, _F), "CNN": (UNDEFENDED, _N)},
-        reference={"Q-base": "CNN", "Q-large": "CNN", "Q-base + adv": "CNN + adv", "Q-large + adv": "CNN + adv"})
-
-
-def _dqa(results):
-    return Source("dqa", results, {
-        "Fixed 1-bit": (DEFENSE, _P), "Dynamic 1-bit": (DEFENSE, _P), "Dynamic 2-bit": (DEFENSE, _P),
-        "Dynamic 3-bit": (DEFENSE, _P), "Full precision (ReLU)": (PGD_TRAINED, _P)}, "curves",
-        reference="Full precision (ReLU)")
-
-
-def _sqa(results, small=True):
-    models = {"LARGE SQA": (DEFENSE, _F), **({"SMALL SQA": (DEFENSE, _F)} if small else {}),
-              "LARGE PGD": (PGD_TRAINED, _P), "LARGE FGSM-RS": (FGSM_TRAINED, "FGSM-RS"),
-              "LARGE full": (FGSM_TRAINED, _F)}
-    return Source("sqa", results, models, "curves",
-                  reference={"LARGE SQA": "LARGE full", "SMALL SQA": "SMALL full"})
-
-
-def _gcln(results, q, curves=None):
-    return Source("gcln", results, {
-        f"GCLN (Qs={q[0]})": (DEFENSE, _N), f"GCLN (Qs={q[1]})": (DEFENSE, _N), "Feature squeezing": (OTHER, _N),
-        "PGD-trained": (PGD_TRAINED, _P), "No defense": (UNDEFENDED, _N)}, curves, reference="No defense")
-
-
-#: per dataset, the chapters' adaptive results files and their main models
-SOURCES = {
-    "mnist": [
-        _qusecnets("qusecnets_adaptive"),
-        _qlayer("qlayer_honest"),
-        Source("qlayer", "qlayer_inner", {"Q-inner": (DEFENSE, _N)}, reference="CNN"),
-        _dqa("dqa_adaptive"),
-        _sqa("sqa_adaptive"),
-        _gcln("gcln_adaptive", (48, 96), "curve"),
-    ],
-    "fashion_mnist": [
-        _qusecnets("qusecnets_fashion_mnist"),
-        _qlayer("qlayer_fashion_mnist_honest"),
-        _dqa("dqa_fashion_mnist"),
-        _sqa("sqa_fashion_mnist", small=False),
-        _gcln("gcln_fashion_mnist", (16, 32)),
-    ],
-}
+#: per dataset, the chapters' adaptive results files and their main models, in the book's order
+SOURCES = {d: [s for ch in CHAPTERS for s in ch.sources.get(d, ())] for d in COMMON_EPS}
 
 
 def _check_dataset(dataset: str) -> list:
@@ -132,17 +48,14 @@ def _load(source: Source, directory: Path) -> dict:
 def _config(source: Source, results: dict):
     """The chapter's configuration, rebuilt from what its results file recorded (so its properties,
     such as the radius of the adaptive test, are computed by the chapter's own code)."""
-    module = importlib.import_module(f"qutils.experiments.{source.paper}.config")
-    cls = [v for k, v in vars(module).items() if k.endswith("Config") and dataclasses.is_dataclass(v)]
-    if len(cls) != 1:
-        raise RuntimeError(f"qutils.experiments.{source.paper}.config should define one *Config dataclass")
+    cls = chapter(source.paper).config
     stored = results.get("config") or {}
-    names = {f.name for f in dataclasses.fields(cls[0])}
+    names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(stored) - names
     if unknown:
         raise ValueError(f"{source.results}.json has settings its chapter no longer knows ({sorted(unknown)}): "
                          f"stale results, re-run notebooks/{source.notebook}.ipynb")
-    return cls[0](**stored)
+    return cls(**stored)
 
 
 def leaderboard(dataset: str, directory: str | Path | None = None):
@@ -274,7 +187,7 @@ def exercise_reference(name: str, board) -> float:
 
 
 #: one colour per defense (baselines grey), used by both figures
-COLOURS = {"qusecnets": "#1b9e77", "qlayer": "#7570b3", "dqa": "#d95f02", "sqa": "#e7298a", "gcln": "#1f78b4"}
+COLOURS = {ch.paper: ch.colour for ch in CHAPTERS}
 _GREY = "#7f7f7f"
 
 

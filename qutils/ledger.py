@@ -1,7 +1,7 @@
 """The book's claims ledger: every quantitative claim of the five papers, one row each, joined with
 what the chapters measured.
 
-The registry (:func:`registry`) is each paper's ``CLAIMS`` (``qutils.experiments.<paper>.CLAIMS``);
+The registry (:func:`registry`) is each chapter's claims (:data:`qutils.chapters.CHAPTERS`);
 the measurements are the ledgers the chapters wrote into their results files
 (the ``"claims"`` table of each). :func:`book_ledger` joins the two: a claim two pages recorded
 keeps the most informative record (an adaptive number over a number under the paper's protocol over
@@ -12,22 +12,13 @@ protocol, ours under the adaptive attack).
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from .claims import NOT_MEASURED, PAPERS, STATUSES
+from .chapters import CHAPTERS, PAPERS
+from .claims import NOT_MEASURED, STATUSES
 
-__all__ = ["CHAPTERS", "registry", "book_ledger", "counts", "write_csv", "CSV_COLUMNS", "csv_path"]
+__all__ = ["registry", "book_ledger", "counts", "write_csv", "CSV_COLUMNS", "csv_path"]
 
-#: the results files that hold each paper's claims (each written by ``notebooks/NN_<name>.ipynb``)
-CHAPTERS = {
-    "qusecnets": ("qusecnets", "qusecnets_adaptive"),
-    "qlayer": ("qlayer", "qlayer_honest", "qlayer_fashion_mnist", "qlayer_fashion_mnist_honest", "qlayer_inner",
-               "qlayer_ablations"),
-    "dqa": ("dqa", "dqa_adaptive"),
-    "sqa": ("sqa", "sqa_adaptive"),
-    "gcln": ("gcln", "gcln_adaptive", "gcln_fashion_mnist"),
-}
 CSV_COLUMNS = ["key", "paper", "source", "dataset", "model", "attack", "threat_model", "eps", "steps", "unit",
                "paper_value", "ours", "ours_ci_low", "ours_ci_high", "ours_n", "ours_setting", "adaptive",
                "adaptive_ci_low", "adaptive_ci_high", "adaptive_n", "adaptive_setting", "status", "reason", "chapter",
@@ -39,11 +30,8 @@ _NUMERIC = ["eps", "steps", "paper_value", "ours", "ours_ci_low", "ours_ci_high"
 
 
 def registry() -> list:
-    """Every registered claim of the five papers (each paper's ``CLAIMS``), in the papers' order."""
-    out = []
-    for paper in PAPERS:
-        out += list(importlib.import_module(f"qutils.experiments.{paper}").CLAIMS)
-    return out
+    """Every registered claim of the five papers (each chapter's ``claims``), in the book's order."""
+    return [c for ch in CHAPTERS for c in ch.claims]
 
 
 def _rank(row) -> tuple:
@@ -64,8 +52,8 @@ def book_ledger(directory: str | Path | None = None):
 
     root = Path(directory) if directory is not None else results_dir()
     frames = []
-    for names in CHAPTERS.values():
-        for name in names:
+    for ch in CHAPTERS:
+        for name in ch.results:
             rows = load_results(root / f"{name}.json").get("tables", {}).get("claims") or []
             if rows:
                 frames.append(pd.DataFrame(rows).assign(chapter=notebook_of(name)))

@@ -19,7 +19,7 @@ def _claim(**kw):
 
 @pytest.mark.parametrize("kw,match", [
     (dict(source=""), "source"), (dict(source=None), "source"), (dict(value=None), "value"),
-    (dict(value=float("nan")), "finite"), (dict(value=120.0), r"\[0, 100\]"), (dict(paper="nobody"), "unknown paper"),
+    (dict(value=float("nan")), "finite"), (dict(value=120.0), r"\[0, 100\]"), (dict(paper="No Body"), "lowercase identifier"),
     (dict(dataset="imagenet"), "imagenet"), (dict(eps=-0.1), "eps"), (dict(model=""), "model"),
 ])
 def test_a_claim_needs_a_source_and_a_value(kw, match):

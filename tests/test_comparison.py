@@ -218,10 +218,10 @@ def test_side_by_side_notebook_trains_and_attacks_nothing(monkeypatch, tmp_path,
 
 def test_every_results_file_read_here_has_its_notebook():
     """The missing-file errors name ``notebooks/NN_<name>.ipynb``: a renamed notebook would leave them blank."""
-    from qutils.ledger import CHAPTERS
+    from qutils.chapters import CHAPTERS
     from qutils.results import notebook_of
 
-    names = {s.results for sources in C.SOURCES.values() for s in sources} | {n for ns in CHAPTERS.values() for n in ns}
+    names = {s.results for sources in C.SOURCES.values() for s in sources} | {n for ch in CHAPTERS for n in ch.results}
     for name in names:
         assert notebook_of(name).endswith(name) and (ROOT / "notebooks" / f"{notebook_of(name)}.ipynb").exists()
     assert notebook_of("no_such_chapter") == ""

@@ -2,7 +2,8 @@
 
 Layers, bottom to top: the building blocks (data, models, attacks, the DCT, measurement), the
 defenses, the evaluation (cascade, audit, claims, results), the chapters (``qutils.experiments``),
-and the book-wide summaries that read every chapter (``qutils.comparison``, ``qutils.ledger``).
+and the book-wide summaries that read every chapter (``qutils.chapters``, the list of their records,
+``qutils.comparison`` and ``qutils.ledger``).
 Imports inside functions count (a lazy import is still an import), and so does
 ``importlib.import_module`` of a ``qutils`` name; importing ``qutils.a.b`` runs ``qutils/a/__init__``
 too, so that counts as an import of ``qutils.a``.
@@ -15,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "qutils"
 #: the summaries above the chapters: they read every chapter's records
-ABOVE_CHAPTERS = {"qutils.comparison", "qutils.ledger"}
+ABOVE_CHAPTERS = {"qutils.chapters", "qutils.comparison", "qutils.ledger"}
 #: (importer prefix, forbidden prefix): a building block never reaches up
 FORBIDDEN = [("qutils.attacks", "qutils.defenses"), ("qutils.attacks", "qutils.models"),
              ("qutils.models", "qutils.defenses"), ("qutils.models", "qutils.attacks"),

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from qutils import ledger as L
-from qutils.claims import NOT_MEASURED, PAPERS, STATUSES
+from qutils.chapters import PAPERS
+from qutils.claims import NOT_MEASURED, STATUSES
 
 
 def test_registry_holds_every_papers_claims_once():

@@ -3,6 +3,7 @@ the models (:mod:`.zoo`), the measurements (:mod:`.measure`), the paper's number
 (:mod:`.paper`), the tables (:mod:`.tables`) and the figures (:mod:`.figures`). The MNIST notebooks
 and the Fashion-MNIST companion call the same functions with another config."""
 from . import figures, tables
+from .chapter import CHAPTER
 from .config import FULL_PRECISION, SOURCES, DQAConfig, config_for, name_of, parse_name
 from .measure import (GRADIENTS, activation_values, adaptive, adaptive_curves, adaptive_table, batch_scope, cw_table,
                       exercise_reference, finite_differences, gain_table, paper_pgd, penultimate, seed_range,
@@ -12,7 +13,7 @@ from .paper import CLAIMS, PAPER, PARTS, ledger, paper_table1, paper_table4
 from .zoo import Zoo, build_model, deployed, test_images, train_model, train_substitutes, train_zoo
 from ...evaluate import pick
 
-__all__ = ["DQAConfig", "config_for", "FULL_PRECISION", "SOURCES", "name_of", "parse_name", "Zoo", "build_model",
+__all__ = ["CHAPTER", "DQAConfig", "config_for", "FULL_PRECISION", "SOURCES", "name_of", "parse_name", "Zoo", "build_model",
            "train_model", "train_zoo", "train_substitutes", "deployed", "test_images", "GRADIENTS", "views",
            "paper_pgd", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table",
            "finite_differences", "transfer_table", "activation_values", "penultimate", "tsne_embedding",

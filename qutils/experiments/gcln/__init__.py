@@ -3,6 +3,7 @@
 the tables (:mod:`.tables`) and the figures (:mod:`.figures`). The MNIST notebooks and the
 Fashion-MNIST companion call the same functions with another config."""
 from . import figures, tables
+from .chapter import CHAPTER
 from .config import PAPER_QS, QS_RATIOS, GCLNConfig, config_for
 from .measure import (BPDA_ACCESS, PAPER_ACCESS, access_rows, access_table, adaptive, adaptive_curve,
                       adaptive_table, bpda_attack, detector_scores, exercise_reference, figure2_maps, figure3_qs,
@@ -12,7 +13,7 @@ from .paper import CLAIMS, PAPER, PARTS, PORTS, ledger, paper_table, part_of, po
 from .zoo import (Zoo, attacked_pool, build_cleaner, classifier_config, cleaner_cache_config, test_images,
                   train_classifiers, train_cleaner, train_zoo)
 
-__all__ = ["GCLNConfig", "config_for", "PAPER_QS", "QS_RATIOS", "Zoo", "attacked_pool", "build_cleaner",
+__all__ = ["CHAPTER", "GCLNConfig", "config_for", "PAPER_QS", "QS_RATIOS", "Zoo", "attacked_pool", "build_cleaner",
            "cleaner_cache_config", "classifier_config", "test_images", "train_classifiers", "train_cleaner",
            "train_zoo", "access_rows", "PAPER_ACCESS", "BPDA_ACCESS", "access_table", "adaptive", "adaptive_curve",
            "adaptive_table", "bpda_attack", "detector_scores", "exercise_reference", "figure2_maps", "figure3_qs",

@@ -4,6 +4,7 @@ and claims (:mod:`.paper`), the tables (:mod:`.tables`) and the figures (:mod:`.
 notebooks, their Fashion-MNIST companions, Q-inner and the ablations call the same functions with
 other configs."""
 from . import figures, tables
+from .chapter import CHAPTER
 from .config import (ADV, MAIN, PAIRS, RAW, SOURCE_A, SOURCE_B, VAL_SOURCE, QLayerConfig, ablation_config, config_for,
                      grid_names)
 from .measure import (ablation_comparisons, ablation_grid, inner_comparisons, adaptive, adaptive_table, black_box, clean_rows, comparison, comparisons,
@@ -14,7 +15,7 @@ from .paper import CLAIMS, PAPER, PROTOCOL, claims_of, compare, compare_grid, co
 from .zoo import Zoo, build_model, seed_runs, spec, test_images, train_zoo
 from ...evaluate import pick
 
-__all__ = ["QLayerConfig", "config_for", "ablation_config", "grid_names", "VAL_SOURCE", "SOURCE_A", "SOURCE_B", "RAW",
+__all__ = ["CHAPTER", "QLayerConfig", "config_for", "ablation_config", "grid_names", "VAL_SOURCE", "SOURCE_A", "SOURCE_B", "RAW",
            "ADV", "MAIN", "PAIRS", "Zoo", "spec", "build_model", "train_zoo", "seed_runs", "test_images", "paths",
            "clean_rows", "black_box", "white_box", "headline_protocol", "seed_spread", "shortcut_vs_e", "kl_divergence",
            "concept_usage", "usage_table", "distribution_shift", "shift_table", "gradient_table", "paper_attack",

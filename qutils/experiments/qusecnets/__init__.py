@@ -3,6 +3,7 @@
 tables (:mod:`.tables`) and the figures (:mod:`.figures`). The MNIST notebook and its Fashion-MNIST companion call the same
 functions with another config."""
 from . import figures
+from .chapter import CHAPTER
 from .config import NO_DEFENSE, SUBSTITUTE, QuSecNetsConfig, config_for
 from .measure import (adaptive, adaptive_curves, adaptive_table, crossable_table, exercise_reference, fgsm_pivot, headline,
                       paper_protocol, pick, reproduce, sign_masking, threshold_crossable, transfer_beats_white_box, vq_cost_comparison,
@@ -11,7 +12,7 @@ from .paper import CLAIMS, MEASURED_BY, PARTS, answered_by_adaptive, ledger
 from .tables import show_adaptive, show_minimum_norm
 from .zoo import BRELU, as_protocol, defenses, test_images, train_zoo
 
-__all__ = ["QuSecNetsConfig", "config_for", "NO_DEFENSE", "SUBSTITUTE", "BRELU", "train_zoo", "defenses", "zoo_frame", "fgsm_pivot",
+__all__ = ["CHAPTER", "QuSecNetsConfig", "config_for", "NO_DEFENSE", "SUBSTITUTE", "BRELU", "train_zoo", "defenses", "zoo_frame", "fgsm_pivot",
            "as_protocol", "paper_protocol", "reproduce", "pick", "headline", "transfer_beats_white_box", "threshold_crossable",
            "crossable_table", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison",
            "exercise_reference", "test_images", "show_adaptive", "show_minimum_norm", "CLAIMS", "MEASURED_BY", "PARTS", "answered_by_adaptive", "ledger", "figures"]

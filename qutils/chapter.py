@@ -1,0 +1,110 @@
+"""The chapter contract: what every defense chapter declares about itself, once.
+
+Each package under :mod:`qutils.experiments` (one per paper) declares one :class:`Chapter` record,
+``CHAPTER``: the paper's id (the package's name), its name and reference, what it quantizes, its
+colour in the book's figures, the results files whose ``claims`` tables hold its ledger, its
+adaptive results in the side-by-side comparison (one :class:`Source` per results file and dataset,
+with the role of each main model), its configuration class and its claims. :data:`qutils.chapters.CHAPTERS`
+lists the records in the book's order; the claims ledger (:mod:`qutils.ledger`) and the comparison
+(:mod:`qutils.comparison`) read that list and nothing else, so adding a sixth defense is one package,
+one line in that list, and its notebooks. ``tests/test_chapters.py`` states what a chapter must
+provide and checks that every chapter does.
+
+This module is below the chapters: it imports none of them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from .claims import Claim
+
+__all__ = ["Chapter", "Source", "ROLES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED", "PGD_TRAINED", "OTHER"]
+
+#: the role a model plays in the comparison: the defense itself, or a baseline
+DEFENSE, UNDEFENDED, FGSM_TRAINED, PGD_TRAINED, OTHER = (
+    "defense", "undefended", "FGSM-trained", "PGD-trained", "other defense")
+ROLES = (DEFENSE, UNDEFENDED, FGSM_TRAINED, PGD_TRAINED, OTHER)
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_COLOUR = re.compile(r"^#[0-9a-f]{6}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One chapter's adaptive results: ``results`` (``results/<results>.json``, written by
+    ``notebooks/NN_<results>.ipynb``),
+    its main ``models`` (``{label in its adaptive table: (role, training)}``) and, where it measured them,
+    its security curves (``curves``: a table name; ``curve_models``: for a table without a ``model``
+    column, ``{attack label: model label}``)."""
+
+    paper: str
+    results: str
+    models: dict
+    curves: str | None = None
+    curve_models: dict | None = None
+    reference: str | dict = ""  #: the chapter's model without the defense (per model if a dict), for the clean cost
+
+    def __post_init__(self):
+        if not self.models:
+            raise ValueError(f"{self.results}: a source needs its main models")
+        for model, spec in self.models.items():
+            if not (isinstance(spec, tuple) and len(spec) == 2 and spec[0] in ROLES):
+                raise ValueError(f"{self.results}: model {model!r} needs (role, training) with a role of {ROLES}, "
+                                 f"got {spec!r}")
+
+    def reference_of(self, model: str) -> str:
+        return self.reference.get(model, "") if isinstance(self.reference, dict) else self.reference
+
+    @property
+    def notebook(self) -> str:
+        from .results import notebook_of
+
+        return notebook_of(self.results)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One defense chapter, as the book-wide pages (ledger, comparison, landing page) see it."""
+
+    paper: str  #: the id: the package ``qutils.experiments.<paper>`` and the claims' ``paper``
+    name: str  #: the defense's short name, e.g. "QuSecNets"
+    reference: str  #: the paper, e.g. "QuSecNets (Ali et al. 2018)"
+    mechanism: str  #: what it quantizes
+    colour: str  #: its colour in the comparison's figures ("#rrggbb")
+    results: tuple  #: the results files (``results/<name>.json``) whose ``claims`` tables hold its ledger
+    sources: dict  #: per dataset, its adaptive results in the comparison: ``{dataset: (Source, ...)}``
+    config: type  #: its configuration dataclass (rebuilt from a results file's ``config``)
+    claims: tuple = field(repr=False, default=())  #: every claim of the paper (:class:`~qutils.claims.Claim`)
+
+    def __post_init__(self):
+        if not isinstance(self.paper, str) or not _ID.match(self.paper):
+            raise ValueError(f"a chapter's id is a lowercase identifier (its package name), got {self.paper!r}")
+        for what in ("name", "reference", "mechanism"):
+            if not isinstance(getattr(self, what), str) or not getattr(self, what).strip():
+                raise ValueError(f"chapter {self.paper!r} needs a non-empty {what}")
+        if not isinstance(self.colour, str) or not _COLOUR.match(self.colour):
+            raise ValueError(f"chapter {self.paper!r}: colour must be '#rrggbb', got {self.colour!r}")
+        object.__setattr__(self, "results", tuple(self.results))
+        object.__setattr__(self, "claims", tuple(self.claims))
+        if not self.results or not all(isinstance(r, str) and _ID.match(r) for r in self.results):
+            raise ValueError(f"chapter {self.paper!r}: results must name results files, got {self.results!r}")
+        if not (isinstance(self.config, type) and dataclasses.is_dataclass(self.config)):
+            raise ValueError(f"chapter {self.paper!r}: config must be its configuration dataclass, got {self.config!r}")
+        for c in self.claims:
+            if not isinstance(c, Claim):
+                raise ValueError(f"chapter {self.paper!r}: claims must be Claim records, got {type(c).__name__}")
+            if c.paper != self.paper:
+                raise ValueError(f"chapter {self.paper!r} lists a claim of paper {c.paper!r} ({c.key})")
+        for dataset, sources in self.sources.items():
+            for s in sources:
+                if not isinstance(s, Source) or s.paper != self.paper:
+                    raise ValueError(f"chapter {self.paper!r}: its {dataset} sources must be its own Source records, "
+                                     f"got {s!r}")
+
+    def notebooks(self) -> dict:
+        """``{results file: the notebook that writes it}`` (``""`` where none is named after it)."""
+        from .results import notebook_of
+
+        names = list(self.results) + [s.results for ss in self.sources.values() for s in ss]
+        return {r: notebook_of(r) for r in dict.fromkeys(names)}

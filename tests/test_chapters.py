@@ -1,0 +1,93 @@
+"""The chapter contract: what a defense chapter must provide, checked for every chapter.
+
+A new defense is one package ``qutils.experiments.<paper>``, one line in ``qutils.chapters.CHAPTERS``
+and its notebooks. The package must provide what this file checks."""
+import dataclasses
+import importlib
+import inspect
+
+import pytest
+
+from qutils.chapter import DEFENSE, ROLES, Chapter, Source
+from qutils.chapters import CHAPTERS, PAPERS, chapter
+from qutils.claims import Claim
+from qutils.profiles import get_profile
+from qutils.results import load_results, results_dir
+
+#: what every chapter package exports, and what the book-wide pages and the chapter's notebooks call
+REQUIRED = ("CHAPTER", "CLAIMS", "config_for", "train_zoo", "test_images", "adaptive", "adaptive_table",
+            "exercise_reference", "ledger", "figures")
+IDS = [c.paper for c in CHAPTERS]
+
+
+def test_the_list_holds_five_distinct_chapters_in_the_books_order():
+    assert IDS == ["qusecnets", "qlayer", "dqa", "sqa", "gcln"]
+    assert all(isinstance(c, Chapter) for c in CHAPTERS)
+    for what in ("paper", "name", "colour"):
+        values = [getattr(c, what) for c in CHAPTERS]
+        assert len(set(values)) == len(values), f"two chapters share a {what}"
+    assert list(PAPERS) == IDS and chapter("dqa").name == "DQA"
+    with pytest.raises(ValueError, match="unknown paper"):
+        chapter("nope")
+
+
+@pytest.mark.parametrize("ch", CHAPTERS, ids=IDS)
+def test_a_chapter_package_provides_the_contract(ch):
+    pkg = importlib.import_module(f"qutils.experiments.{ch.paper}")
+    missing = [name for name in REQUIRED if not hasattr(pkg, name)]
+    assert not missing, f"qutils.experiments.{ch.paper} lacks {missing}"
+    assert pkg.CHAPTER is ch and tuple(pkg.CLAIMS) == ch.claims and ch.claims
+    # the configuration: config_for(dataset, profile) returns the chapter's config class, for each dataset it compares
+    assert list(inspect.signature(pkg.config_for).parameters)[:2] == ["dataset", "profile"]
+    for dataset in ch.sources:
+        cfg = pkg.config_for(dataset, get_profile("smoke"))
+        assert isinstance(cfg, ch.config) and cfg.dataset == dataset and cfg.eps > 0
+    # the test images and the adaptive evaluation take the configuration in the same place
+    assert list(inspect.signature(pkg.test_images).parameters)[0] == "cfg"
+    assert list(inspect.signature(pkg.adaptive).parameters)[1:4] == ["x", "y", "cfg"]
+
+
+@pytest.mark.parametrize("ch", CHAPTERS, ids=IDS)
+def test_a_chapters_records_match_its_results_files(ch):
+    """Every results file the record names exists, has its notebook, and holds what the record says:
+    the claims of this paper only; the comparison's models in the adaptive table; a configuration
+    the chapter's config class accepts."""
+    for name, notebook in ch.notebooks().items():
+        assert (results_dir() / f"{name}.json").exists(), f"{ch.paper}: results/{name}.json is missing"
+        assert notebook, f"{ch.paper}: no notebooks/NN_{name}.ipynb writes results/{name}.json"
+    keys = {c.key for c in ch.claims}
+    for name in ch.results:
+        rows = load_results(name).get("tables", {}).get("claims") or []
+        assert {r["paper"] for r in rows} <= {ch.paper}
+        assert {r["key"] for r in rows} <= keys, f"results/{name}.json records a claim {ch.paper} does not register"
+    for dataset, sources in ch.sources.items():
+        for s in sources:
+            res = load_results(s.results)
+            labels = {r.get("model", r.get("defense")) for r in res["tables"]["adaptive"]}
+            assert set(s.models) <= labels, f"{s.results}: {sorted(set(s.models) - labels)} not in its adaptive table"
+            assert any(role == DEFENSE for role, _ in s.models.values())
+            cfg = ch.config(**res["config"])
+            assert cfg.dataset == dataset
+
+
+def test_a_record_rejects_what_would_break_the_book_wide_pages():
+    ch = CHAPTERS[0]
+    ok = dict(paper=ch.paper, name=ch.name, reference=ch.reference, mechanism=ch.mechanism, colour=ch.colour,
+              results=ch.results, sources=ch.sources, config=ch.config, claims=ch.claims)
+    assert Chapter(**ok) == ch
+    other = CHAPTERS[1].claims[0]
+    for change, match in [(dict(paper="Qu Sec"), "lowercase identifier"), (dict(name=" "), "name"),
+                          (dict(colour="green"), "colour"), (dict(results=()), "results"),
+                          (dict(config=dict), "configuration dataclass"), (dict(claims=(other,)), "claim of paper"),
+                          (dict(claims=("a claim",)), "Claim records"),
+                          (dict(sources={"mnist": (dataclasses.replace(ch.sources["mnist"][0], paper="dqa"),)}),
+                           "its own Source")]:
+        with pytest.raises(ValueError, match=match):
+            Chapter(**{**ok, **change})
+    with pytest.raises(ValueError, match="role"):
+        Source(ch.paper, "x", {"m": ("champion", "none")})
+    with pytest.raises(ValueError, match="main models"):
+        Source(ch.paper, "x", {})
+    assert set(ROLES) >= {role for c in CHAPTERS for ss in c.sources.values() for s in ss
+                          for role, _ in s.models.values()}
+    assert isinstance(other, Claim)
