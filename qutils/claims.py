@@ -20,11 +20,11 @@ registry.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 from . import data as qdata
+from .checks import check_finite
 from .metrics import Accuracy, significantly_lower
 
 __all__ = ["STATUSES", "RULE", "PARTS", "Claim", "Estimate", "ClaimRecord", "Ledger", "status_of",
@@ -44,16 +44,6 @@ RULE = ("A claim is reproduced when the paper's value lies inside our 95% confid
         "protocol, or inside the range our training seeds gave; it is broken by the adaptive attack when it is "
         "reproduced and our adaptive worst case is significantly lower (the two 95% intervals do not overlap); "
         "otherwise it is not reproduced. Claims on CIFAR-10 and SVHN are not runnable here (no offline data).")
-
-
-def _finite(v, what: str) -> float:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {v!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{what} must be a finite number, got {v}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -82,10 +72,10 @@ class Claim:
                 raise ValueError(f"a claim needs a non-empty {name} (got {v!r}): say where the paper reports it")
         if self.value is None:
             raise ValueError("a claim needs the paper's value")
-        object.__setattr__(self, "value", _finite(self.value, "the paper's value"))
+        object.__setattr__(self, "value", check_finite(self.value, "the paper's value"))
         object.__setattr__(self, "dataset", qdata.canonical_name(self.dataset))
         if self.eps is not None:
-            eps = _finite(self.eps, "eps")
+            eps = check_finite(self.eps, "eps")
             if eps < 0:
                 raise ValueError(f"eps must be >= 0, got {eps}")
             object.__setattr__(self, "eps", eps)
@@ -207,7 +197,7 @@ class Ledger:
         if key not in self.records:
             raise ValueError(f"no such claim registered: {key}")
         if seed_range is not None:
-            seed_range = (_finite(min(seed_range), "seed_range"), _finite(max(seed_range), "seed_range"))
+            seed_range = (check_finite(min(seed_range), "seed_range"), check_finite(max(seed_range), "seed_range"))
         rec = ClaimRecord(self.records[key].claim, Estimate.of(ours), Estimate.of(adaptive), seed_range, reason,
                           section)
         if rec.status == NOT_MEASURED and not reason:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .chapter import DEFENSE, FGSM_TRAINED, OTHER, PGD_TRAINED, UNDEFENDED, Source
 from .chapters import CHAPTERS, chapter
+from .checks import check_choice
 
 __all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED",
            "PGD_TRAINED", "OTHER", "leaderboard", "security_curves", "headline",
@@ -33,10 +34,9 @@ COMMON_EPS = {"mnist": 0.3, "fashion_mnist": 0.1}
 SOURCES = {d: [s for ch in CHAPTERS for s in ch.sources.get(d, ())] for d in COMMON_EPS}
 
 
-def _check_dataset(dataset: str) -> list:
-    if dataset not in SOURCES:
-        raise ValueError(f"unknown dataset {dataset!r}; the comparison covers {sorted(SOURCES)}")
-    return SOURCES[dataset]
+def _sources(dataset: str) -> list:
+    """The sources of ``dataset``; ``ValueError`` for a dataset the comparison does not cover."""
+    return SOURCES[check_choice(dataset, tuple(SOURCES), "dataset")]
 
 
 def _load(source: Source, directory: Path) -> dict:
@@ -71,7 +71,7 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
 
     d = Path(directory) if directory is not None else results_dir()
     rows = []
-    for s in _check_dataset(dataset):
+    for s in _sources(dataset):
         res = _load(s, d)
         cfg = _config(s, res)
         if cfg.dataset != dataset:
@@ -115,7 +115,7 @@ def security_curves(dataset: str, directory: str | Path | None = None):
 
     d = Path(directory) if directory is not None else results_dir()
     frames = []
-    for s in _check_dataset(dataset):
+    for s in _sources(dataset):
         res = _load(s, d)
         if s.curves is None:
             continue

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .checks import check_int
+
 __all__ = [
     "DATASETS",
     "DatasetInfo",
@@ -116,8 +118,7 @@ class TensorData:
         Asking for more examples than the split has is an error, not a silent cap."""
         if n is None or n == len(self):
             return self
-        if isinstance(n, bool) or int(n) != n or n <= 0:
-            raise ValueError(f"subset size must be a positive integer, got {n!r}")
+        check_int(n, "subset size")
         if n > len(self):
             raise ValueError(f"asked for {n} examples of {self.name} {self.split}, which has only {len(self)}")
         g = torch.Generator().manual_seed(seed)

@@ -12,21 +12,16 @@ import math
 
 import torch
 
-__all__ = ["dct_matrix", "block_dct", "block_idct", "check_block"]
+from .checks import check_int
 
-
-def check_block(m) -> int:
-    """``m`` if it is a positive integer block size, else ``ValueError``."""
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(f"the block size M must be a positive integer, got {m!r}")
-    return m
+__all__ = ["dct_matrix", "block_dct", "block_idct"]
 
 
 def dct_matrix(m: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """The orthonormal DCT-II basis as an ``m x m`` matrix ``C``: the coefficients of a block ``x``
     are ``C @ x @ C.T`` (equation 1 with its normalisation made orthonormal), and ``x = C.T @ X @ C``.
     Row ``i`` is ``c_i cos(pi i (2n + 1) / 2m)`` with ``c_0 = sqrt(1/m)``, ``c_i = sqrt(2/m)``."""
-    m = check_block(m)
+    m = check_int(m, "the block size M")
     n = torch.arange(m, dtype=torch.float64)
     c = torch.cos(math.pi * n[:, None] * (2 * n[None, :] + 1) / (2 * m))
     c[0] *= math.sqrt(1.0 / m)
@@ -53,13 +48,13 @@ def _unblocks(x: torch.Tensor) -> torch.Tensor:
 def block_dct(x: torch.Tensor, m: int = 8) -> torch.Tensor:
     """Blockwise 2-D orthonormal DCT-II of images (B, C, H, W), each ``m x m`` block on its own;
     the result has the image's layout (block ``(r, s)``'s coefficients where the block was)."""
-    m = check_block(m)
+    m = check_int(m, "the block size M")
     cm = dct_matrix(m, x.dtype, x.device)
     return _unblocks(cm @ _blocks(x, m) @ cm.T)
 
 
 def block_idct(coef: torch.Tensor, m: int = 8) -> torch.Tensor:
     """The inverse of :func:`block_dct`."""
-    m = check_block(m)
+    m = check_int(m, "the block size M")
     cm = dct_matrix(m, coef.dtype, coef.device)
     return _unblocks(cm.T @ _blocks(coef, m) @ cm)

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from .audit import AuditReport, audit
-from .metrics import (Accuracy, _device_of, accuracy, accuracy_of, accuracy_row, check_batch, compare_accuracies,
+from .metrics import (Accuracy, accuracy, accuracy_of, accuracy_row, check_batch, compare_accuracies,
                       distances, pick, predict, robust_accuracy, significantly_lower, wilson_interval)
 
 __all__ = ["check_batch", "wilson_interval", "Accuracy", "significantly_lower", "compare_accuracies", "predict", "accuracy",

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from . import data as qdata
 from .attacks import FGSM, FGSMRS, PGD
 from .cache import cached_state
+from .checks import check_int
 from .metrics import accuracy, robust_accuracy
 from .profiles import Profile, get_device, get_profile
 from .progress import progress as _progress
@@ -84,9 +85,8 @@ class TrainConfig:
         if self.adv_eps < 0 or self.select_eps < 0:
             raise ValueError("adv_eps and select_eps must be >= 0")
         for fld in ("epochs", "batch_size"):
-            v = getattr(self, fld)
-            if v is not None and (int(v) != v or v < 1):
-                raise ValueError(f"{fld} must be a positive integer, got {v}")
+            if getattr(self, fld) is not None:
+                check_int(getattr(self, fld), fld)
         self.milestones = tuple(self.milestones)
 
     def resolved(self, profile: Profile) -> "TrainConfig":

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
+from .checks import check_int
 
 __all__ = ["seed_everything", "code_version", "environment"]
 
@@ -16,9 +17,7 @@ __all__ = ["seed_everything", "code_version", "environment"]
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (CPU and CUDA); the same seed gives the same numbers on
     the same machine. Returns a ``torch.Generator`` seeded with ``seed`` for data shuffling."""
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

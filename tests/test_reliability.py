@@ -49,7 +49,7 @@ def test_oversize_subsets_raise():
     assert len(d.subset(50)) == 50 and len(d.subset(None)) == 50
     with pytest.raises(ValueError, match="only 50"):
         d.subset(51)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="subset size must be a positive integer"):
         d.subset(0)
 
 

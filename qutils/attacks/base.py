@@ -15,6 +15,9 @@ import math
 import torch
 import torch.nn as nn
 
+# the argument checks live in qutils.checks; attacks import them from here too
+from ..checks import check_batch, check_eps, check_inputs, check_int, num_classes
+
 __all__ = ["ThreatModel", "Norm", "Attack", "MinimizationAttack", "check_inputs", "check_batch", "num_classes",
            "check_eps", "check_int",
            "margin", "project", "norms", "as_norm", "random_targets", "all_targets", "binary_search_consts"]
@@ -41,86 +44,11 @@ class Norm(str, enum.Enum):
         return self.value
 
 
-def check_eps(eps: float, name: str = "eps", allow_inf: bool = False) -> float:
-    """``eps`` as a float; ``ValueError`` if it is negative, NaN or (unless allowed) infinite."""
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {eps!r}") from None
-    if math.isnan(eps) or eps < 0 or (math.isinf(eps) and not allow_inf):
-        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number >= 0, got {eps}")
-    return eps
-
-
-def check_int(value, name: str, minimum: int = 1) -> int:
-    """``value`` as an int; ``ValueError`` unless it is a whole number >= ``minimum``."""
-    try:
-        ok = int(value) == value and value >= minimum
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-example C&W margin ``z_y - max_{j != y} z_j``: negative once ``y`` is no longer the top class."""
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.masked_fill(nn.functional.one_hot(y, logits.shape[1]).bool(), -math.inf).amax(1)
     return true - other
-
-
-def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, num_classes: int | None = None) -> None:
-    """Raise ``ValueError`` unless ``x`` is a non-empty NCHW float batch of finite pixels in [0, 1]
-    and ``y`` holds one integer label per image, each in ``[0, num_classes)`` (when given)."""
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"x must be a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor with pixels in [0, 1], got dtype {x.dtype}")
-    if len(x) == 0 or x.numel() == 0:
-        raise ValueError(f"x is an empty batch (shape {tuple(x.shape)}): there is nothing to classify or attack")
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        bad = int((~finite).flatten(1).any(1).sum())
-        raise ValueError(f"x has NaN or infinite pixels in {bad} of {len(x)} images; every pixel must be in [0, 1]")
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError(
-            f"x must have pixels in [0, 1], got range [{x.min().item():.3g}, {x.max().item():.3g}]; "
-            "normalise inside the model, not before the attack"
-        )
-    if y is not None:
-        if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):
-            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"y must be a 1-D label tensor of length {len(x)}, got {shape}")
-        if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or (num_classes is not None and hi >= num_classes):
-            span = f"[0, {num_classes})" if num_classes is not None else "non-negative"
-            raise ValueError(f"labels must be {span}, got labels from {lo} to {hi}")
-
-
-def num_classes(model: nn.Module, x: torch.Tensor) -> int:
-    """The number of classes ``model`` outputs (one forward pass on the first image, no gradient)."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            dev = next((p.device for p in model.parameters()), x.device)
-            out = model(x[:1].to(dev))
-    finally:
-        model.train(was)
-    if out.ndim != 2:
-        raise ValueError(f"the model must return logits of shape (N, classes), got {tuple(out.shape)}")
-    return int(out.shape[1])
-
-
-def check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-    """:func:`check_inputs` with the labels checked against the classes ``model`` outputs."""
-    check_inputs(x, y)
-    check_inputs(x, y, num_classes(model, x))
 
 
 def as_norm(norm, allowed=(Norm.LINF, Norm.L2), who: str = "this attack") -> Norm:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_int
 from ..dct import block_dct, block_idct
-from .base import check_int
 from .pgd import PGD
 
 __all__ = ["LowFrequencyPGD", "lowpass"]
@@ -51,9 +51,7 @@ class LowFrequencyPGD(PGD):
         self.keep = check_int(keep, "keep")
         if self.keep > self.block:
             raise ValueError(f"keep ({self.keep}) must be at most the block size ({self.block})")
-        if isinstance(pad, bool) or int(pad) != pad or pad < 0:
-            raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
-        self.pad = int(pad)
+        self.pad = check_int(pad, "pad", minimum=0)
 
     def params(self) -> dict:
         return {**super().params(), "keep": self.keep, "block": self.block}

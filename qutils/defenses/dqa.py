@@ -52,6 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_int
 from .protocol import AttackView, Defense, check_backward, check_choice, check_positive, copy_tree
 
 __all__ = ["FixedQuantizedActivation", "DynamicQuantizedActivation", "DQANet", "SCOPES", "LEVELS", "KINDS",
@@ -63,21 +64,9 @@ LEVELS = ("paper", "uniform")  #: the dynamic quantizer's output levels: eq. 8 a
 KINDS = ("fixed", "dynamic")
 
 
-def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or int(bits) != bits or bits < 1:
-        raise ValueError(f"bits must be an integer >= 1, got {bits!r}")
-    if bits > 8:
-        raise ValueError(f"bits must be at most 8 (2^bits levels), got {bits}")
-    return int(bits)
-
-
-def _check_z(z) -> float:
-    return check_positive(z, "z (the sigmoid steepness)")
-
-
 def fixed_levels(bits: int) -> torch.Tensor:
     """The ``2^bits`` output levels of equation 3: evenly spaced in [-1, 1]."""
-    m = 2 ** _check_bits(bits)
+    m = 2 ** check_int(bits, "bits", maximum=8)
     return torch.linspace(-1.0, 1.0, m)
 
 
@@ -101,9 +90,9 @@ def _steps(u: torch.Tensor, edges: torch.Tensor, heights: torch.Tensor, z: float
 class _QuantizedActivation(nn.Module):
     def __init__(self, bits: int, backward: str = "identity", z: float = 4.0):
         super().__init__()
-        self.bits = _check_bits(bits)
+        self.bits = check_int(bits, "bits", maximum=8)
         self.backward = check_backward(backward, ("auto", "identity", "sigmoid"))
-        self.z = _check_z(z)
+        self.z = check_positive(z, "z (the sigmoid steepness)")
 
     @property
     def n_levels(self) -> int:
@@ -113,7 +102,7 @@ class _QuantizedActivation(nn.Module):
         """The same activation (parameters shared, not copied) with another backward rule."""
         new = copy.copy(self)
         new.backward = check_backward(backward, ("auto", "identity", "sigmoid"))
-        new.z = self.z if z is None else _check_z(z)
+        new.z = self.z if z is None else check_positive(z, "z (the sigmoid steepness)")
         return new
 
     def levels(self) -> torch.Tensor:

@@ -45,7 +45,8 @@ import torch.nn.functional as F
 
 from ..attacks.base import check_inputs
 from ..attacks.bpda import bpda
-from ..dct import block_dct, block_idct, check_block, dct_matrix
+from ..checks import check_int
+from ..dct import block_dct, block_idct, dct_matrix
 from .protocol import AttackView, Defense, check_backward, check_positive
 
 __all__ = ["dct_matrix", "block_dct", "block_idct", "round_to_step", "QuantizedTransform", "CleaningNetwork",
@@ -79,10 +80,8 @@ class QuantizedTransform(nn.Module):
     def __init__(self, q: float, block: int = 8, pad: int = 0, backward: str = "auto"):
         super().__init__()
         self.q = check_positive(q, "the quantization step q")
-        self.block = check_block(block)
-        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-            raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
-        self.pad = pad
+        self.block = check_int(block, "the block size M")
+        self.pad = check_int(pad, "pad", minimum=0)
         self.backward = check_backward(backward, ("auto", "identity"))
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,9 +218,7 @@ class GCLNTrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "pool"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or v < (0 if name == "pool" else 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_int(getattr(self, name), name, minimum=0 if name == "pool" else 1)
         check_positive(self.lr, "lr")
         if not 0 <= self.lam <= 1 or not 0 <= self.clean_inputs < 1:
             raise ValueError(f"lam must be in [0, 1] and clean_inputs in [0, 1), got {self.lam}, {self.clean_inputs}")

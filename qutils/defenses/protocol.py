@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import abc
 import copy
-import math
 from dataclasses import dataclass
 
 import torch.nn as nn
+
+from ..checks import check_choice, check_positive
 
 __all__ = ["BACKWARDS", "VIEW_KINDS", "check_backward", "check_choice", "check_positive", "AttackView", "Defense", "Baseline",
            "as_defense", "copy_tree"]
@@ -36,22 +37,6 @@ BACKWARDS = ("auto", "identity", "sigmoid", "soft")
 #: what an attack view is, for tables: the deployed model's own gradient, a straight-through or smooth
 #: backward pass (BPDA), another path or a shortcut of the network, or a smooth stand-in model
 VIEW_KINDS = ("autograd", "straight-through", "smooth", "alternative path", "shortcut")
-
-
-def check_choice(value, allowed, name: str):
-    """``value`` if it is one of ``allowed``; otherwise a ``ValueError`` naming the choices."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
-    return value
-
-
-def check_positive(value, name: str) -> float:
-    """``value`` as a float if it is a positive finite number (a steepness, a temperature); otherwise
-    a ``ValueError`` naming ``name``."""
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {v}")
-    return v
 
 
 def check_backward(backward: str, allowed=BACKWARDS) -> str:

@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
+from ..checks import check_int
 from ..models import build
 from ..models.registry import register
 from .protocol import AttackView, Defense, check_backward, check_choice
@@ -59,12 +60,6 @@ class QLayerOutput:
     index: torch.Tensor  #: chosen concept of every panel, (K, n*h*w)
 
 
-def _check_pos_int(v, name):
-    if isinstance(v, bool) or int(v) != v or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 class QLayer(nn.Module):
     """Multi-head quantization of d-channel features with ``heads`` concept matrices of ``concepts`` rows.
 
@@ -74,9 +69,9 @@ class QLayer(nn.Module):
 
     def __init__(self, channels: int, heads: int = 1, concepts: int = 64, project: bool | None = None):
         super().__init__()
-        self.d = _check_pos_int(channels, "channels")
-        self.heads = _check_pos_int(heads, "heads")
-        self.nc = _check_pos_int(concepts, "concepts")
+        self.d = check_int(channels, "channels")
+        self.heads = check_int(heads, "heads")
+        self.nc = check_int(concepts, "concepts")
         self.project = self.heads > 1 if project is None else bool(project)
         if self.project:
             bound = 1 / math.sqrt(self.d)  # nn.Linear's initialisation
@@ -197,7 +192,7 @@ class QLayer(nn.Module):
             panels = panels.detach()
             if strategy == 1:
                 opt = torch.optim.Adam([self.concepts], lr=lr)
-                for _ in range(_check_pos_int(steps, "steps")):
+                for _ in range(check_int(steps, "steps")):
                     opt.zero_grad()
                     self.inactive_loss(panels, mask).backward()
                     opt.step()
@@ -332,8 +327,8 @@ class InactiveConceptUpdate:
     def __init__(self, strategy: int = 1, steps: int = 10, lr: float = 1e-3, images: int = 1000, seed: int = 0):
         if strategy not in (1, 2):
             raise ValueError(f"strategy must be 1 (move) or 2 (re-initialise), got {strategy!r}")
-        self.strategy, self.steps, self.lr = strategy, _check_pos_int(steps, "steps"), float(lr)
-        self.images, self.seed = _check_pos_int(images, "images"), int(seed)
+        self.strategy, self.steps, self.lr = strategy, check_int(steps, "steps"), float(lr)
+        self.images, self.seed = check_int(images, "images"), int(seed)
         self.cache_key = f"inactive_concepts(strategy={strategy},steps={steps},lr={lr:g},images={images})"
 
     def __call__(self, model: QLayerNet, train_data, epoch: int) -> dict:

@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.bpda import bpda
+from ..checks import check_int
 from .protocol import AttackView, check_backward, check_choice, check_positive
 from .squeeze import InputTransformModel
 
@@ -46,18 +47,8 @@ MODES = ("soft", "hard")
 
 def constant_thresholds(levels: int) -> torch.Tensor:
     """CQ's thresholds for ``levels`` levels: ``(k - 1/2)/(levels - 1)``, k = 1 .. levels-1."""
-    levels = _check_levels(levels)
+    levels = check_int(levels, "levels", minimum=2)
     return (torch.arange(1, levels, dtype=torch.float32) - 0.5) / (levels - 1)
-
-
-def _check_levels(levels) -> int:
-    if isinstance(levels, bool) or int(levels) != levels or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
-    return int(levels)
-
-
-def _check_z(z, name="z") -> float:
-    return check_positive(z, name)
 
 
 class QuantizationLayer(nn.Module):
@@ -83,8 +74,8 @@ class QuantizationLayer(nn.Module):
     def __init__(self, levels: int = 2, z: float = 50.0, trainable: bool = False, shape=None,
                  mode: str = "soft", backward: str = "auto", backward_z: float | None = None):
         super().__init__()
-        self.levels = _check_levels(levels)
-        self.z = _check_z(z)
+        self.levels = check_int(levels, "levels", minimum=2)
+        self.z = check_positive(z, "z")
         self.trainable = bool(trainable)
         self.shape = None if shape is None else tuple(int(s) for s in shape)
         if self.shape is not None and (len(self.shape) != 3 or min(self.shape) < 1):
@@ -107,7 +98,7 @@ class QuantizationLayer(nn.Module):
         if backward != "auto" and mode != "hard":
             raise ValueError("a BPDA backward rule replaces the gradient of the hard mode; use mode='hard'")
         self.mode, self.backward = mode, backward
-        self.backward_z = None if backward_z is None else _check_z(backward_z, "backward_z")
+        self.backward_z = None if backward_z is None else check_positive(backward_z, "backward_z")
 
     @property
     def thresholds(self) -> torch.Tensor:
@@ -216,7 +207,7 @@ def constant_quantization(levels: int = 2, z: float = 50.0, mode: str = "soft") 
 def variable_quantization(levels: int = 2, z: float = 5.0, shape=(1, 28, 28), mode: str = "soft") -> QuantizationLayer:
     """VQ: thresholds learned by backpropagation (one set per pixel unless ``shape=None``); the
     paper trains with z = 5 and recommends 5 <= z <= 40."""
-    z = _check_z(z)
+    z = check_positive(z, "z")
     if not 5 <= z <= 40:
         import warnings
 

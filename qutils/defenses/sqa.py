@@ -42,6 +42,7 @@ import copy
 import torch
 import torch.nn as nn
 
+from ..checks import check_int
 from .protocol import AttackView, Defense, check_choice, copy_tree
 
 __all__ = ["StochasticQuantizedActivation", "SQANet", "SCOPES", "MODES", "sqa_layers", "sqa_vanilla", "sqa_resnet",
@@ -51,19 +52,13 @@ SCOPES = ("sample", "channel", "batch")  #: what "for all j in J" (the min and m
 MODES = ("stochastic", "nearest", "mean")
 
 
-def _check_lam(lam) -> int:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or int(lam) != lam or lam < 1:
-        raise ValueError(f"lambda must be an integer >= 1 (the number of quantization steps), got {lam!r}")
-    return int(lam)
-
-
 class StochasticQuantizedActivation(nn.Module):
     """Algorithm 1: min-max normalisation over ``scope``, scaling by ``lam``, rounding (``mode``),
     rescaling; the backward pass is the identity."""
 
     def __init__(self, lam: int = 1, scope: str = "sample", mode: str = "stochastic", generator=None):
         super().__init__()
-        self.lam = _check_lam(lam)
+        self.lam = check_int(lam, "lambda (the number of quantization steps)")
         self.scope = check_choice(scope, SCOPES, "scope")
         self.mode = check_choice(mode, MODES, "mode")
         self.generator = generator  #: a torch.Generator, a callable device -> Generator, or None (global)
@@ -107,7 +102,7 @@ class StochasticQuantizedActivation(nn.Module):
 def levels_of(h: torch.Tensor, lam: int) -> torch.Tensor:
     """The ``lam + 1`` values algorithm 1 may output for each image of ``h`` (scope ``"sample"``):
     ``(B, lam + 1)``, evenly spaced from the image's min to its max."""
-    lam = _check_lam(lam)
+    lam = check_int(lam, "lambda (the number of quantization steps)")
     flat = h.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     return lo + torch.arange(lam + 1, dtype=h.dtype, device=h.device) / lam * (hi - lo)
@@ -222,7 +217,7 @@ def sqa_vanilla(size: str = "large", lams=(1, 2), mode: str = "stochastic", scop
     if not lams:
         raise ValueError("give at least one layer to quantize")
     for lam in lams.values():
-        _check_lam(lam)
+        check_int(lam, "lambda (the number of quantization steps)")
     net = build(size, in_channels, num_classes, input_size)
     net.features = insert_after_relu(net.features, lams)
     for layer in sqa_layers(net):
@@ -240,7 +235,7 @@ def sqa_resnet(depth: int = 34, lams=(1, 2), scope: str = "sample", in_channels:
     from ..models import build
 
     check_choice(depth, (34, 101), "depth")
-    l1, l2 = (_check_lam(v) for v in lams)
+    l1, l2 = (check_int(v, "lambda (the number of quantization steps)") for v in lams)
     net = build(f"resnet{depth}", in_channels, num_classes, input_size)
     net.relu = nn.Sequential(net.relu, StochasticQuantizedActivation(l1, scope))
     net.layer1 = nn.Sequential(net.layer1, StochasticQuantizedActivation(l2, scope))

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from ..attacks.base import check_inputs
 from ..attacks.bpda import BPDA
+from ..checks import check_int
 from .protocol import AttackView, Defense
 
 __all__ = ["BitDepthReduction", "MedianSmoothing", "InputTransformModel"]
@@ -32,9 +33,7 @@ class BitDepthReduction(nn.Module):
 
     def __init__(self, bits: int):
         super().__init__()
-        if int(bits) != bits or not 1 <= bits <= 16:
-            raise ValueError(f"bits must be an integer in [1, 16], got {bits}")
-        self.bits = int(bits)
+        self.bits = check_int(bits, "bits", maximum=16)
 
     @property
     def levels(self) -> int:
@@ -58,9 +57,7 @@ def _symmetric_index(n: int, before: int, after: int, device) -> torch.Tensor:
 class MedianSmoothing(nn.Module):
     def __init__(self, size: int = 2):
         super().__init__()
-        if isinstance(size, bool) or int(size) != size or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        self.size = int(size)
+        self.size = check_int(size, "size")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
