@@ -12,6 +12,9 @@ Images per second for
 and the ratios. The model is CNN_A trained as in chapter 1 (taken from the checkpoint cache,
 trained on first use in the active ``QUTILS_PROFILE``), so the early-exit gain is that on an
 undefended model. Each timing is the median of ``--repeats`` runs after one warm-up run.
+
+:func:`step_seconds` times one training iteration of each training method on the same batches
+(the SQA chapter's cost comparison).
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ import torch.nn.functional as F
 from . import environment, get_device, get_profile
 from .attacks import PGD
 from .data import test_subset
+from .train import training_step
+from .train_config import make_optimizer
+from .utils import seed_everything
 
 STEPS, EPS = 40, 0.3
 
@@ -126,3 +132,49 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def step_seconds(methods: dict, batches, device: torch.device | None = None, warmup: int = 1) -> "pd.DataFrame":
+    """Seconds per training iteration of each method, measured on the same ``batches``.
+
+    ``methods``: ``{label: (model_fn, TrainConfig)}``, a fresh model per method (``model_fn()``).
+    ``batches``: a list of ``(x, y)``; each method runs ``warmup`` untimed iterations on the first
+    batch, then one timed iteration per batch, in the same order. Returns one row per method: the
+    median and mean seconds per iteration, the number of timed iterations, and the forward passes
+    per iteration (counted with a hook: 1 + the attack's gradient steps, + 1 for a clean half)."""
+    import statistics
+    import time
+
+    import pandas as pd
+
+    batches = list(batches)
+    if not batches:
+        raise ValueError("step_seconds needs at least one batch")
+    device = device or get_device()
+    rows = []
+    for label, (model_fn, cfg) in methods.items():
+        seed_everything(cfg.seed)
+        model = model_fn().to(device).train()
+        opt = make_optimizer(cfg, model.parameters())
+        calls = [0]
+        hook = model.register_forward_pre_hook(lambda m, i: calls.__setitem__(0, calls[0] + 1))
+        try:
+            for _ in range(warmup):
+                training_step(model, opt, cfg, batches[0][0].to(device), batches[0][1].to(device))
+            calls[0] = 0
+            times = []
+            for i, (xb, yb) in enumerate(batches):
+                xb, yb = xb.to(device), yb.to(device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                training_step(model, opt, cfg, xb, yb, step_seed=i)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+        finally:
+            hook.remove()
+        rows.append({"method": label, "seconds per iteration": statistics.median(times),
+                     "mean seconds": statistics.fmean(times), "iterations": len(times),
+                     "forward passes per iteration": calls[0] / len(times), "batch size": len(batches[0][0])})
+    return pd.DataFrame(rows)

@@ -18,7 +18,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-__all__ = ["cache_dir", "config_hash", "entry_path", "cached_state", "CACHE_FORMAT"]
+__all__ = ["cache_dir", "config_hash", "entry_path", "cached_state", "CACHE_FORMAT", "state_fingerprint",
+           "cache_key_of"]
 
 CACHE_FORMAT = 1  #: bump to invalidate every entry when the training code changes meaning
 
@@ -92,3 +93,28 @@ def cached_state(config: dict, model: nn.Module, build: Callable[[nn.Module], di
             if os.path.exists(tmp):
                 os.remove(tmp)
     return model, extra, False
+
+
+# -- the parts of a cache key that are not plain settings --
+
+def state_fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's weights (to key caches of models trained against it)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key_of(fn: Callable, what: str = "callable") -> str:
+    """The explicit ``cache_key`` string of a loss or hook, which names it and its settings in the
+    checkpoint cache's key. There is no fallback on names: a lambda is ``"<lambda>"``, a
+    ``functools.partial`` or a callable instance has no name, and two of them with other settings
+    would share one checkpoint. Set ``fn.cache_key = "my_loss(sigma=0.3)"`` (or an attribute in
+    ``__init__``) instead."""
+    key = getattr(fn, "cache_key", None)
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"{what} {fn!r} has no `cache_key` string: give it one that names it and its settings, "
+                         "e.g. fn.cache_key = 'my_loss(sigma=0.3)', so the checkpoint cache cannot mix it up with "
+                         "another loss or hook")
+    return key

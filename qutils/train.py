@@ -7,8 +7,9 @@
 * FGSM with a random start (Wong, Rice & Kolter 2020, ``adv="fgsm_rs"``): the same with FGSM-RS
   examples (step ``1.25 eps`` from a uniform start), at FGSM's cost.
 
-One iteration of any of them is :func:`training_step`; :func:`step_seconds` times it (the cost
-of each training method, measured on the same batches).
+One iteration of any of them is :func:`training_step`; :func:`qutils.bench.step_seconds` times it
+(the cost of each training method, measured on the same batches). The checkpoint cache and its keys
+are :mod:`qutils.cache`.
 
 After every epoch the model is scored on the validation set and the best epoch is kept:
 ``select="clean"`` (clean accuracy), ``"mixed"`` (clean + FGSM images, half and half; the Q-Layer
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -33,67 +33,15 @@ import torch.nn.functional as F
 
 from . import data as qdata
 from .attacks import FGSM, FGSMRS, PGD
-from .cache import cached_state
-from .checks import check_int
+from .cache import cache_key_of, cached_state, state_fingerprint
 from .metrics import accuracy, robust_accuracy
 from .profiles import Profile, get_device, get_profile
 from .progress import progress as _progress
+from .train_config import TrainConfig, make_optimizer, make_scheduler
 from .utils import seed_everything
 
-__all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained", "cache_key_of",
-           "best_of_seeds", "state_fingerprint", "training_step", "step_seconds"]
-
-OPTIMIZERS = ("adam", "radam", "sgd")
-SCHEDULES = ("none", "step", "multistep", "cosine")
-ADVERSARIAL = ("none", "fgsm", "pgd", "fgsm_rs")
-SELECTION = ("clean", "mixed", "last")
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run. ``epochs`` and ``batch_size`` default to the profile's."""
-
-    epochs: int | None = None
-    batch_size: int | None = None
-    optimizer: str = "adam"  #: adam | radam | sgd (torch.optim)
-    lr: float = 1e-3
-    momentum: float = 0.9  #: sgd only
-    weight_decay: float = 0.0
-    schedule: str = "none"  #: none | step | multistep | cosine (torch.optim.lr_scheduler, per epoch)
-    step_size: int = 30  #: epochs between decays for ``step``
-    milestones: tuple[int, ...] = ()  #: epochs of decay for ``multistep``
-    gamma: float = 0.1  #: decay factor
-    adv: str = "none"  #: none | fgsm | pgd | fgsm_rs adversarial training
-    adv_eps: float = 0.3
-    adv_steps: int = 10  #: PGD steps during adversarial training
-    adv_weight: float = 0.5  #: weight of the adversarial loss term
-    select: str = "clean"  #: clean | mixed | last
-    select_eps: float = 0.3  #: FGSM radius of the mixed validation set
-    seed: int = 0
-
-    def __post_init__(self):
-        for fld, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("adv", ADVERSARIAL),
-                             ("select", SELECTION)):
-            v = getattr(self, fld)
-            if not isinstance(v, str) or v.lower() not in allowed:
-                raise ValueError(f"{fld} must be one of {allowed}, got {v!r}")
-            setattr(self, fld, v.lower())
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.adv_weight <= 1:
-            raise ValueError(f"adv_weight must be in [0, 1], got {self.adv_weight}")
-        if self.adv_eps < 0 or self.select_eps < 0:
-            raise ValueError("adv_eps and select_eps must be >= 0")
-        for fld in ("epochs", "batch_size"):
-            if getattr(self, fld) is not None:
-                check_int(getattr(self, fld), fld)
-        self.milestones = tuple(self.milestones)
-
-    def resolved(self, profile: Profile) -> "TrainConfig":
-        """A copy with ``epochs`` / ``batch_size`` taken from the profile where unset."""
-        return dataclasses.replace(self, epochs=self.epochs or profile.epochs,
-                                   batch_size=self.batch_size or profile.batch_size)
-
+__all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained", "best_of_seeds",
+           "training_step"]
 
 @dataclass
 class TrainResult:
@@ -106,24 +54,6 @@ class TrainResult:
         import pandas as pd
 
         return pd.DataFrame(self.history)
-
-
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "radam":
-        return torch.optim.RAdam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer):
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    if cfg.schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    return None
 
 
 def _adversarial_batch(cfg: TrainConfig, model, x, y, step_seed: int):
@@ -150,52 +80,6 @@ def training_step(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig
     loss.backward()
     opt.step()
     return loss.item()
-
-
-def step_seconds(methods: dict, batches, device: torch.device | None = None, warmup: int = 1) -> "pd.DataFrame":
-    """Seconds per training iteration of each method, measured on the same ``batches``.
-
-    ``methods``: ``{label: (model_fn, TrainConfig)}``, a fresh model per method (``model_fn()``).
-    ``batches``: a list of ``(x, y)``; each method runs ``warmup`` untimed iterations on the first
-    batch, then one timed iteration per batch, in the same order. Returns one row per method: the
-    median and mean seconds per iteration, the number of timed iterations, and the forward passes
-    per iteration (counted with a hook: 1 + the attack's gradient steps, + 1 for a clean half)."""
-    import statistics
-    import time
-
-    import pandas as pd
-
-    batches = list(batches)
-    if not batches:
-        raise ValueError("step_seconds needs at least one batch")
-    device = device or get_device()
-    rows = []
-    for label, (model_fn, cfg) in methods.items():
-        seed_everything(cfg.seed)
-        model = model_fn().to(device).train()
-        opt = make_optimizer(cfg, model.parameters())
-        calls = [0]
-        hook = model.register_forward_pre_hook(lambda m, i: calls.__setitem__(0, calls[0] + 1))
-        try:
-            for _ in range(warmup):
-                training_step(model, opt, cfg, batches[0][0].to(device), batches[0][1].to(device))
-            calls[0] = 0
-            times = []
-            for i, (xb, yb) in enumerate(batches):
-                xb, yb = xb.to(device), yb.to(device)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                training_step(model, opt, cfg, xb, yb, step_seed=i)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-        finally:
-            hook.remove()
-        rows.append({"method": label, "seconds per iteration": statistics.median(times),
-                     "mean seconds": statistics.fmean(times), "iterations": len(times),
-                     "forward passes per iteration": calls[0] / len(times), "batch size": len(batches[0][0])})
-    return pd.DataFrame(rows)
 
 
 def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.TensorData | None,
@@ -269,29 +153,6 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, history, best_epoch)
-
-
-def state_fingerprint(model: nn.Module) -> str:
-    """A short hash of a model's weights (to key caches of models trained against it)."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def cache_key_of(fn: Callable, what: str = "callable") -> str:
-    """The explicit ``cache_key`` string of a loss or hook, which names it and its settings in the
-    checkpoint cache's key. There is no fallback on names: a lambda is ``"<lambda>"``, a
-    ``functools.partial`` or a callable instance has no name, and two of them with other settings
-    would share one checkpoint. Set ``fn.cache_key = "my_loss(sigma=0.3)"`` (or an attribute in
-    ``__init__``) instead."""
-    key = getattr(fn, "cache_key", None)
-    if not isinstance(key, str) or not key.strip():
-        raise ValueError(f"{what} {fn!r} has no `cache_key` string: give it one that names it and its settings, "
-                         "e.g. fn.cache_key = 'my_loss(sigma=0.3)', so the checkpoint cache cannot mix it up with "
-                         "another loss or hook")
-    return key
 
 
 def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: TrainConfig | None = None,

@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 
 from qutils.attacks import LowFrequencyPGD, lowpass
-from qutils.defenses.gcln import (GCLN, CleaningNetwork, Detector, FeatureNet, GCLNTrainConfig, QuantizedTransform,
-                                  block_dct, block_idct, dct_matrix, detector_loss, generator_loss, q_of, qs_of,
-                                  round_to_step, train_gcln)
+from qutils.defenses.gcln import (GCLN, CleaningNetwork, Detector, FeatureNet, QuantizedTransform, block_dct,
+                                  block_idct, dct_matrix, q_of, qs_of, round_to_step)
+from qutils.defenses.gcln_train import GCLNTrainConfig, detector_loss, generator_loss, train_gcln
 from qutils.defenses.protocol import Defense
 
 

@@ -10,7 +10,8 @@ from qutils.evaluate import accuracy, robust_accuracy
 from qutils.models import build
 from qutils.results import Results
 from qutils.profiles import get_profile
-from qutils.train import TrainConfig, cache_key_of, get_trained
+from qutils.cache import cache_key_of
+from qutils.train import TrainConfig, get_trained
 
 
 @pytest.fixture(scope="module")

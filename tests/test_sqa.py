@@ -9,7 +9,8 @@ from qutils.defenses.protocol import Defense
 from qutils.defenses.sqa import (SQANet, StochasticQuantizedActivation, insert_after_relu, levels_of, sqa_layers,
                                  sqa_resnet, sqa_vanilla)
 from qutils.experiments.sqa.measure import gradient_variance
-from qutils.train import TrainConfig, step_seconds
+from qutils.bench import step_seconds
+from qutils.train import TrainConfig
 
 
 def _maps(seed=0, shape=(4, 3, 6, 6)):

@@ -15,10 +15,12 @@ import torch.nn as nn
 from ... import data as qdata
 from ...attacks import FGSM, PGD
 from ...cache import cached_state
-from ...defenses.gcln import GCLN, CleaningNetwork, Detector, FeatureNet, GCLNTrainConfig, QuantizedTransform, train_gcln
+from ...defenses.gcln import GCLN, CleaningNetwork, Detector, FeatureNet, QuantizedTransform
+from ...defenses.gcln_train import GCLNTrainConfig, train_gcln
 from ...profiles import Profile, get_device
 from ...progress import progress as _progress
-from ...train import TrainConfig, get_trained, state_fingerprint
+from ...cache import state_fingerprint
+from ...train import TrainConfig, get_trained
 from ...utils import seed_everything
 from .config import GCLNConfig
 

@@ -28,7 +28,7 @@ from ...defenses.sqa import SQANet, StochasticQuantizedActivation, sqa_layers
 from ...evaluate import Accuracy, accuracy, accuracy_row as _row, pick, predict, robust_accuracy
 from ...features import hooked, penultimate, tsne_2d
 from ...progress import progress as _progress
-from ...train import step_seconds
+from ...bench import step_seconds
 from .config import HEADLINE, SQAConfig
 from .zoo import Zoo, build_model, reseeded, train_config
 
