@@ -9,7 +9,8 @@ FGSM-trained, PGD-trained, another published defense). :func:`leaderboard` joins
 model, the radius read from the chapter's own configuration (its ``eps``), so a chapter that measured
 at another radius is said to have done so rather than ranked with the others. :func:`security_curves`
 collects the accuracy-against-epsilon curves the chapters measured; :func:`headline` is the one line
-the landing page quotes.
+the landing page quotes. The side-by-side page's tables, figures and glued values are in
+:mod:`qutils.side_by_side`.
 """
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ from .chapters import CHAPTERS, chapter
 from .checks import check_choice
 
 __all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED",
-           "PGD_TRAINED", "OTHER", "leaderboard", "security_curves", "headline",
-           "by_defense", "exercise_reference", "dumbbell", "curves_figure"]
+           "PGD_TRAINED", "OTHER", "leaderboard", "security_curves", "headline", "by_defense", "exercise_reference"]
 
 #: the defenses' short names, in the book's order (from the chapters' records)
 DEFENSES = {ch.paper: ch.name for ch in CHAPTERS}
@@ -184,95 +184,3 @@ def exercise_reference(name: str, board) -> float:
     if name == "cheap":
         return float(d[d.clean_cost <= 2].worst.max())
     raise ValueError(f"unknown exercise {name!r}; known: 'ties', 'cheap'")
-
-
-#: one colour per defense (baselines grey), used by both figures
-COLOURS = {ch.paper: ch.colour for ch in CHAPTERS}
-_GREY = "#7f7f7f"
-
-
-def _colour(row) -> str:
-    return COLOURS[row["paper_id"]] if row["role"] == DEFENSE else _GREY
-
-
-def dumbbell(board, title: str | None = None):
-    """The paper's claim against the adaptive number: per row of ``board`` (:func:`leaderboard`), an open
-    circle at the accuracy under the paper's attack, a filled one at the adaptive worst case (95%
-    intervals as whiskers), joined by a line, and a tick at the clean accuracy. Rows at another radius
-    than the common one sit below a rule, their radius in the label."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    b = board.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7.5, 0.27 * len(b) + 1.2))
-    y = np.arange(len(b))[::-1].astype(float)
-    for yi, (_, r) in zip(y, b.iterrows()):
-        c = _colour(r)
-        ax.plot([100 * r.worst, 100 * r.paper], [yi, yi], color=c, lw=1.6, alpha=0.7, zorder=1)
-        ax.errorbar(100 * r.paper, yi, xerr=[[100 * (r.paper - r.paper_lo)], [100 * (r.paper_hi - r.paper)]],
-                    fmt="o", mfc="white", mec=c, ecolor=c, ms=5, elinewidth=0.7, capsize=0, zorder=2)
-        ax.errorbar(100 * r.worst, yi, xerr=[[100 * (r.worst - r.worst_lo)], [100 * (r.worst_hi - r.worst)]],
-                    fmt="o", color=c, ms=5, elinewidth=0.7, capsize=0, zorder=3)
-        ax.plot(100 * r.clean, yi, marker="|", color="black", ms=7, zorder=2)
-    labels = [f"{r.defense} · {r.model}" + ("" if r.common else f" (ε = {r.eps:g})") for _, r in b.iterrows()]
-    ax.set_yticks(y, labels)
-    for tick, (_, r) in zip(ax.get_yticklabels(), b.iterrows()):
-        tick.set_color(_colour(r) if r.role == DEFENSE else "black")
-    if (~b.common).any():
-        ax.axhline(y[int((~b.common).idxmax())] + 0.5, color="black", lw=0.6, ls=":")
-    ax.set(xlim=(-2, 102), ylim=(-0.7, len(b) - 0.3), xlabel="accuracy (%), 95% intervals")
-    ax.grid(axis="x", alpha=0.3)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], marker="o", ls="", mfc="white", mec="black", label="the paper's attack"),
-               Line2D([], [], marker="o", ls="", color="black", label="adaptive worst case"),
-               Line2D([], [], marker="|", ls="", color="black", ms=7, label="clean")]
-    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=3, frameon=False)
-    if title:
-        ax.set_title(title, loc="left", pad=18)
-    fig.tight_layout()
-    return fig
-
-
-def curves_figure(curves, board=None, title: str | None = None):
-    """All security curves of ``curves`` (:func:`security_curves`) on one plot, in two panels sharing the
-    axes: the defenses' own models (top) and the baselines each chapter measured beside them (bottom),
-    one colour per chapter, 95% intervals as bands. ``board`` (:func:`leaderboard`): for a chapter that
-    measured no curve, its best defense model's worst case as a single marker at its radius."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.0), sharex=True, sharey=True)
-    styles = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
-    used = {}
-    order = {p: i for i, p in enumerate(DEFENSES)}
-    groups = sorted(curves.groupby(["paper_id", "model"], sort=False), key=lambda g: order[g[0][0]])
-    for (paper, model), df in groups:
-        df = df.sort_values("eps")
-        r = df.iloc[0]
-        ax = axes[0] if r.role == DEFENSE else axes[1]
-        k = used.setdefault((paper, ax), 0)
-        used[(paper, ax)] += 1
-        c = COLOURS[paper]
-        ax.plot(df.eps, 100 * df.accuracy, ls=styles[k % len(styles)], marker="o", ms=2.5, color=c, lw=1.4,
-                label=f"{r.defense} · {model} (n={int(df.n.max())})")
-        ax.fill_between(df.eps, 100 * df.ci_low, 100 * df.ci_high, color=c, alpha=0.08)
-    if board is not None:
-        lone = board[(board.role == DEFENSE).to_numpy()
-                     & ~board.paper_id.isin(set(curves.paper_id)).to_numpy()]
-        for paper, g in lone.groupby("paper_id", sort=False):
-            best = g.loc[g.worst.idxmax()]
-            axes[0].errorbar(best.eps, 100 * best.worst, yerr=[[100 * (best.worst - best.worst_lo)],
-                                                             [100 * (best.worst_hi - best.worst)]],
-                             fmt="D", ms=5, color=COLOURS[paper], capsize=2, elinewidth=0.8,
-                             label=f"{best.defense} · {best.model}: one radius (n={int(best.n)})")
-    for ax, what in zip(axes, ["the defenses", "the baselines beside them"]):
-        ax.set(ylabel="robust accuracy (%)", ylim=(-2, 102))
-        ax.set_title(what, loc="left")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    axes[1].set_xlabel("ε (L∞)")
-    if title:
-        fig.suptitle(title, x=0.02, ha="left")
-    # the legends sit in the right part of the 7.5-inch figure, so the page does not shrink it
-    fig.subplots_adjust(left=0.09, right=0.54, top=0.94, bottom=0.09, hspace=0.2)
-    return fig

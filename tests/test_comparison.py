@@ -225,3 +225,24 @@ def test_every_results_file_read_here_has_its_notebook():
     for name in names:
         assert notebook_of(name).endswith(name) and (ROOT / "notebooks" / f"{notebook_of(name)}.ipynb").exists()
     assert notebook_of("no_such_chapter") == ""
+
+
+def test_the_side_by_side_page_glues_every_value_its_prose_quotes(monkeypatch):
+    """Every ``{glue}`` reference in the page's prose is glued by qutils.side_by_side.glue (a renamed or
+    dropped key would leave a hole in the rendered page), and the values are the leaderboards'."""
+    import re
+
+    from qutils import side_by_side as S
+
+    glued = {}
+    monkeypatch.setattr(report, "glue", lambda name, value, display=False: glued.__setitem__(name, value))
+    boards = {ds: C.leaderboard(ds) for ds in DATASETS}
+    S.glue(boards)
+    nb = json.loads((ROOT / "notebooks" / "20_side_by_side.ipynb").read_text())
+    prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    quoted = {m.split(":")[0] for m in re.findall(r"\{glue(?::\w+)?\}`([^`]+)`", prose)}
+    assert quoted and quoted <= set(glued), sorted(quoted - set(glued))
+    for ds in DATASETS:
+        top = C.headline(ds)["best"]
+        assert glued[f"sbs-{ds}-top-worst"] == report.cell(top.worst, top.worst_lo, top.worst_hi)
+        assert glued[f"sbs-{ds}-models"] == len(boards[ds])
