@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .attacks import APGD, APGDT, Adaptive, Attack, Square
+from .attacks import APGD, APGDT, Adaptive, Attack, Square, Transfer
 from .attacks.base import as_norm, check_eps, check_int
 from .defenses.protocol import as_defense
 from .metrics import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 
-__all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "ROBUST", "CLEAN_ERROR"]
+__all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "run_cascades", "transfer_stage", "ROBUST", "CLEAN_ERROR"]
 
 ROBUST = "robust"  #: ``broken_by`` of an image no attack broke
 CLEAN_ERROR = "misclassified clean"  #: ``broken_by`` of an image the model gets wrong without an attack
@@ -86,6 +86,20 @@ class CascadeResult:
             if s["stage"] == label:
                 return s["after"]
         raise ValueError(f"no stage {label!r}; stages: {[s['stage'] for s in self.stages]}")
+
+    def paper_stage(self) -> str | None:
+        """The label of the stage whose role is the paper's own attack, or None (stages are found by
+        their role, never by their position)."""
+        return next((s["stage"] for s in self.stages if s["role"] == "paper's attack"), None)
+
+    def paper_accuracy(self) -> Accuracy:
+        """Robust accuracy under the paper's own attack (the running worst case after its stage, which
+        is that attack alone when it runs first, as :func:`adaptive_stages` puts it)."""
+        label = self.paper_stage()
+        if label is None:
+            raise ValueError(f"this cascade has no stage with the role \"paper's attack\" (stages: "
+                             f"{[s['stage'] for s in self.stages]})")
+        return self.accuracy_after(label)
 
     @property
     def seconds(self) -> float:
@@ -144,40 +158,93 @@ def cascade(model: nn.Module, stages: list[Stage], x: torch.Tensor, y: torch.Ten
 
 def adaptive_stages(defense, eps: float, norm: str = "Linf", steps: int = 100, targets: int = 3,
                     square_queries: int = 1000, eot: int | None = None, paper_attack: Stage | None = None,
-                    designed: list[Stage] | None = None, targeted: bool = True, targeted_views: str = "first",
+                    designed: dict | None = None, transfer: Stage | None = None, targeted: bool = True,
+                    ce_views: str = "all", targeted_views: str = "first", label_single_view: bool = True,
                     seed: int = 0) -> list[Stage]:
     """The book's standard cascade for ``defense`` (a :class:`~qutils.defenses.protocol.Defense`
-    or a plain model) at radius ``eps``: the paper's attack, APGD-CE and (``targeted``) APGD-T with
-    ``targets`` target classes through every attack view (APGD-T: the first view only, unless
-    ``targeted_views="all"``), the ``designed`` attacks, then Square
-    with ``square_queries`` queries. ``eot``: EOT samples for a random defense (default 10 if it is
-    random, else 1)."""
+    or a plain model) at radius ``eps``, in this order:
+
+    1. ``paper_attack``, the paper's own attack (role ``"paper's attack"``), if given;
+    2. APGD-CE through every attack view (``ce_views="first"``: the first only), with ``eot`` EOT
+       samples on the views that are random (:meth:`~qutils.defenses.protocol.Defense.view_is_random`;
+       default 10 if the defense is random, else 1) and none on the others;
+    3. (``targeted``) APGD-T with ``targets`` target classes through the first view that is not random
+       (a targeted attack without EOT; the first view if every view draws), or every view
+       (``targeted_views="all"``);
+    4. the attacks designed for the defense (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`
+       with ``designed`` as its options, the chapter's settings; ``None``: no designed attack);
+    5. ``transfer``, a stage crafted on another model (a :class:`~qutils.attacks.Transfer`), if given;
+    6. Square with ``square_queries`` queries (L-infinity only; 0: none).
+
+    A stage's label names its view, ``"APGD-CE (straight-through)"``, and its EOT samples where the
+    view draws, ``"APGD-CE, EOT 8 (straight-through)"``; ``label_single_view=False`` leaves the view out
+    when the defense has only one (``"APGD-CE"``)."""
     d = as_defense(defense)
     eps = check_eps(eps)
     norm = as_norm(norm)
     eot = (10 if d.random else 1) if eot is None else check_int(eot, "eot")
-    if targeted_views not in ("first", "all"):
-        raise ValueError(f"targeted_views must be 'first' or 'all', got {targeted_views!r}")
+    for value, name in ((ce_views, "ce_views"), (targeted_views, "targeted_views")):
+        if value not in ("first", "all"):
+            raise ValueError(f"{name} must be 'first' or 'all', got {value!r}")
+    if paper_attack is not None and paper_attack.role != "paper's attack":
+        raise ValueError(f"the paper's attack must have the role \"paper's attack\", got {paper_attack.role!r}")
     stages = [paper_attack] if paper_attack is not None else []
     views = d.attack_views()
     deployed = d.deployed()
-    for make, what in ((lambda es: APGD(eps, steps, norm, "ce", seed=seed, early_stop=es, eot=eot), "APGD-CE"),
-                       (lambda es: APGDT(eps, steps, norm, targets, seed=seed, early_stop=es, eot=eot), "APGD-T")):
-        if what == "APGD-T" and not targeted:
-            continue
-        chosen = list(views.items())
-        if what == "APGD-T" and targeted_views == "first":
-            chosen = chosen[:1]
-        for label, view in chosen:
-            attack = make(view.same_forward)
+    random = {label: d.view_is_random(label) for label in views}
+    chosen_ce = list(views)[:1] if ce_views == "first" else list(views)
+    if targeted_views == "all":
+        chosen_t = list(views)
+    else:
+        chosen_t = [next((k for k in views if not random[k]), next(iter(views)))]
+    plan = [("APGD-CE", chosen_ce, lambda es, e: APGD(eps, steps, norm, "ce", seed=seed, early_stop=es, eot=e))]
+    if targeted:
+        plan.append(("APGD-T", chosen_t, lambda es, e: APGDT(eps, steps, norm, targets, seed=seed, early_stop=es, eot=e)))
+    for what, chosen, make in plan:
+        for label in chosen:
+            view = views[label]
+            e = eot if random[label] else 1
+            attack = make(view.same_forward, e)
             if view.model is not deployed:
                 attack = Adaptive(attack, view.model, how=label)
-            stages.append(Stage(f"{what} ({label})", attack, "adaptive"))
-    stages += list(designed or [])
+            title = view.title or label
+            name = f"{what}, EOT {e}" if random[label] else what
+            shown = f"{name} ({title})" if label_single_view or len(views) > 1 else name
+            stages.append(Stage(shown, attack, "adaptive"))
+    if designed is not None:
+        stages += [Stage(label, a, "designed") for label, a in d.designed_attacks(eps, steps, seed, **designed).items()]
+    if transfer is not None:
+        stages.append(transfer)
     if norm == "Linf" and square_queries:
         stages.append(Stage(f"Square ({square_queries} queries)", Square(eps, queries=square_queries, seed=seed),
                             "gradient-free"))
     return stages
+
+
+def transfer_stage(label: str, source: nn.Module, description: str, eps: float, steps: int, seed: int = 0) -> Stage:
+    """A transfer stage: APGD-CE crafted on ``source`` (``description`` names it in the attack's name),
+    scored on the deployed model (a black-box attack that needs no gradient of the defense)."""
+    return Stage(label, Transfer(APGD(eps, steps, seed=seed), source, description), "adaptive")
+
+
+def run_cascades(models: dict, x: torch.Tensor, y: torch.Tensor, stages, images, names=None, seed: int | None = None,
+                 progress: bool = True) -> dict:
+    """A chapter's adaptive evaluation: ``{name: CascadeResult}``, for each model of ``models`` (``names``:
+    these, in this order) the :func:`cascade` of ``stages(model)`` on the first ``images`` images
+    (an int, or ``images(model)``: a random defense may get fewer). ``seed``: every random defense is
+    reseeded with it first (:meth:`~qutils.defenses.protocol.Defense.reseed`), so each prediction is a
+    reproducible fresh draw."""
+    out = {}
+    for name in _progress(list(names or models), enabled=progress, desc="adaptive cascade"):
+        if name not in models:
+            raise ValueError(f"no model {name!r}; models: {list(models)}")
+        m = models[name]
+        d = as_defense(m)
+        if seed is not None:
+            d.reseed(seed)
+        k = min(images(m) if callable(images) else images, len(x))
+        out[name] = cascade(d.deployed(), stages(m), x[:k], y[:k], progress=False)
+    return out
 
 
 def adaptive_evaluation(defense, x: torch.Tensor, y: torch.Tensor, eps: float, batch_size: int = 500,
@@ -189,30 +256,32 @@ def adaptive_evaluation(defense, x: torch.Tensor, y: torch.Tensor, eps: float, b
 
 
 def summary_table(results: dict, label: str = "defense") -> "pd.DataFrame":
-    """One row per evaluated model of ``results`` (``{name: CascadeResult}``): clean accuracy, the first
-    stage's accuracy (the paper's attack when the cascade starts with it), the worst case, each with
-    its 95% interval (fractions), the later stage that broke the most images (``decisive``) and the
-    seconds spent. ``label`` names the first column."""
+    """One row per evaluated model of ``results`` (``{name: CascadeResult}``): clean accuracy, the
+    accuracy under the paper's attack (the stage with that role; NaN where there is none), the worst
+    case, each with its 95% interval (fractions), the other stage that broke the most images
+    (``decisive``) and the seconds spent. ``label`` names the first column."""
     import pandas as pd
 
     rows = []
+    nan = float("nan")
     for name, r in results.items():
-        first = r.stages[0]
+        p = r.paper_accuracy() if r.paper_stage() is not None else None
         rows.append({label: name, "n": r.clean.n, "clean": r.clean.value, "clean_lo": r.clean.ci[0],
-                     "clean_hi": r.clean.ci[1], "paper": first["accuracy"], "paper_lo": first["ci_low"],
-                     "paper_hi": first["ci_high"], "worst": r.worst.value, "worst_lo": r.worst.ci[0],
+                     "clean_hi": r.clean.ci[1], "paper": p.value if p else nan, "paper_lo": p.ci[0] if p else nan,
+                     "paper_hi": p.ci[1] if p else nan, "worst": r.worst.value, "worst_lo": r.worst.ci[0],
                      "worst_hi": r.worst.ci[1], "decisive": decisive_stage(r), "seconds": r.seconds})
     return pd.DataFrame(rows)
 
 
 def gain_table(results: dict, label: str = "model") -> "pd.DataFrame":
-    """Per model of ``results`` (``{name: CascadeResult}`` whose first stage is the paper's attack): the
-    paper's attack and the adaptive worst case on the same images, and the drop in percentage points."""
+    """Per model of ``results`` (``{name: CascadeResult}``, each with a stage in the role of the paper's
+    attack): the paper's attack and the adaptive worst case on the same images, and the drop in
+    percentage points."""
     import pandas as pd
 
     rows = []
     for name, r in results.items():
-        paper = r.accuracy_after(r.stages[0]["stage"])
+        paper = r.paper_accuracy()
         rows.append({label: name, "images": r.clean.n, "paper's attack": paper, "adaptive worst case": r.worst,
                      "drop (points)": 100 * (paper.value - r.worst.value)})
     return pd.DataFrame(rows)
@@ -220,13 +289,13 @@ def gain_table(results: dict, label: str = "model") -> "pd.DataFrame":
 
 def curve_rows(results: dict, eps: float) -> list[dict]:
     """Two rows per model of ``results`` (cascades run at radius ``eps``) for a security curve: the paper's
-    attack (the first stage) and the adaptive worst case, as accuracy rows with ``model``, ``attack`` and
+    attack (the stage in that role) and the adaptive worst case, as accuracy rows with ``model``, ``attack`` and
     ``eps``."""
     from .metrics import accuracy_row
 
     rows = []
     for name, r in results.items():
-        rows.append({**accuracy_row(r.accuracy_after(r.stages[0]["stage"])), "model": name,
+        rows.append({**accuracy_row(r.paper_accuracy()), "model": name,
                      "attack": "paper's PGD", "eps": float(eps)})
         rows.append({**accuracy_row(r.worst), "model": name, "attack": "adaptive worst case", "eps": float(eps)})
     return rows
@@ -235,7 +304,7 @@ def curve_rows(results: dict, eps: float) -> list[dict]:
 def compare_table(results: dict, name: str, against, label: str | None = None,
                   paper_column: str = "paper's attack") -> "pd.DataFrame":
     """Is ``name`` more robust than each model of ``against`` (those in ``results``), under the paper's
-    attack (the first stage) and under the adaptive worst case? Higher, lower or no significant
+    attack (the stage in that role) and under the adaptive worst case? Higher, lower or no significant
     difference, by the 95% intervals (:func:`qutils.evaluate.compare_accuracies`)."""
     import pandas as pd
 
@@ -247,14 +316,13 @@ def compare_table(results: dict, name: str, against, label: str | None = None,
         if other in results:
             o = results[other]
             rows.append({label or f"{name} against": other,
-                         paper_column: compare_accuracies(r.accuracy_after(r.stages[0]["stage"]),
-                                                          o.accuracy_after(o.stages[0]["stage"])),
+                         paper_column: compare_accuracies(r.paper_accuracy(), o.paper_accuracy()),
                          "adaptive worst case": compare_accuracies(r.worst, o.worst)})
     return pd.DataFrame(rows)
 
 
 def decisive_stage(r: CascadeResult) -> str:
-    """The stage after the first (the paper's attack) that broke the most images, or ``"none"``."""
-    later = {s["stage"] for s in r.stages[1:]}
+    """The stage other than the paper's attack that broke the most images, or ``"none"``."""
+    later = {s["stage"] for s in r.stages if s["role"] != "paper's attack"}
     counts = {k: v for k, v in r.breakdown().items() if k in later and v > 0}
     return max(counts, key=counts.get) if counts else "none"

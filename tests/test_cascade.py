@@ -93,7 +93,7 @@ def _result(paper_k, worst_k, n=200):
     from qutils.evaluate import Accuracy
 
     return CascadeResult(Accuracy(n, n), Accuracy(worst_k, n), torch.zeros(n, dtype=torch.bool), [],
-                         [{"stage": "paper's attack", "after": Accuracy(paper_k, n)}])
+                         [{"stage": "paper's attack", "role": "paper's attack", "after": Accuracy(paper_k, n)}])
 
 
 def test_gain_and_compare_tables():

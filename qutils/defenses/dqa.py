@@ -261,6 +261,18 @@ class DQANet(nn.Module, Defense):
                                                      same_forward=True),
         }
 
+    def designed_attacks(self, eps: float, steps: int, seed: int = 0, anneal_z=None, anneal_steps=None,
+                         **options) -> dict:
+        """Annealed BPDA (:class:`~qutils.attacks.AnnealedBPDA`): PGD through sigmoid views whose
+        steepness rises along ``anneal_z`` (``anneal_steps`` steps each), so the attack starts on a
+        smooth staircase and ends on the exact one. Both options are required."""
+        if anneal_z is None or anneal_steps is None:
+            raise ValueError("DQA's designed attack needs the options anneal_z and anneal_steps (the chapter's config)")
+        from ..attacks.anneal import AnnealedBPDA
+
+        return {"annealed BPDA (designed)": AnnealedBPDA(eps, lambda z: self.view("sigmoid", z), anneal_z, anneal_steps,
+                                                         seed=seed)}
+
 
 def dqa_lenet(kind: str, bits: int, in_channels: int = 1, num_classes: int = 10, input_size: int = 28,
               **options) -> DQANet:

@@ -202,6 +202,25 @@ class GCLN(nn.Module, Defense):
                                              "G forward, the identity backward (BPDA of the whole cleaner)"),
         }
 
+    def classifier(self) -> nn.Module:
+        return self.target
+
+    def designed_attacks(self, eps: float, steps: int, seed: int = 0, lowfreq_keep: int | None = None,
+                         rel_stepsize: float | None = None, **options) -> dict:
+        """Low-frequency PGD (:class:`~qutils.attacks.LowFrequencyPGD`) through the straight-through
+        view: each step keeps only the lowest ``lowfreq_keep`` x ``lowfreq_keep`` DCT coefficients of
+        every block of the cleaner's transform, the band G's rounding keeps. ``lowfreq_keep`` is required."""
+        if lowfreq_keep is None:
+            raise ValueError("GCLN's designed attack needs the option lowfreq_keep (the chapter's config)")
+        from ..attacks import Adaptive
+        from ..attacks.lowfreq import LowFrequencyPGD
+
+        t = self.cleaner.transform
+        lf = LowFrequencyPGD(eps, steps, keep=lowfreq_keep, block=t.block, pad=t.pad, rel_stepsize=rel_stepsize,
+                             early_stop=True)
+        label = f"low-frequency PGD ({lowfreq_keep}x{lowfreq_keep} of {t.block}x{t.block}, designed)"
+        return {label: Adaptive(lf, self.attack_views()["straight-through"].model, how="BPDA")}
+
 
 class _Purifier(nn.Module):
     """``C(G(x))`` with ``G``'s backward pass replaced by the identity."""

@@ -13,6 +13,14 @@ defense of the book answers the same four questions, so one evaluation
   Each is an :class:`AttackView` with its ``kind``, so a table can say how a number was obtained.
 * **Is it random at test time?** :attr:`Defense.random`; then gradients are averaged over the
   randomness (EOT, Athalye et al. 2018) and robust accuracy is counted on one fresh draw per image.
+  A view says for itself whether it is random (:attr:`AttackView.random`): SQA's expectation view
+  is the noise-free network, so EOT is spent only on the views that draw.
+* **Which attacks were designed for it?** :meth:`Defense.designed_attacks` returns the attacks built
+  for this defense's structure (Tramer et al. 2020: generic BPDA can be weak), so every chapter
+  builds its cascade with the one builder (:func:`qutils.cascade.adaptive_stages`).
+* **What did the paper attack?** :meth:`Defense.as_published` is the model as the paper published
+  and attacked it (QuSecNets' soft layer), :meth:`Defense.classifier` the classifier behind an input
+  defense (GCLN's target), so a chapter can rebuild the paper's own attack without asking for the class.
 * **Which paper and section does it implement?** :attr:`Defense.reference`.
 
 Backward rules of a quantizer (:data:`BACKWARDS`), checked in one place (:func:`check_backward`):
@@ -55,6 +63,11 @@ class AttackView:
     #: in BPDA): an attack on it can then stop on an image as soon as the deployed model is fooled.
     #: Default: True for "autograd" and "straight-through" views, False otherwise.
     same_forward: bool | None = None
+    #: True if the view draws random numbers (EOT averages its gradients); None: as the defense
+    #: (:attr:`Defense.random`). SQA's expectation view is deterministic inside a random defense.
+    random: bool | None = None
+    #: how a cascade's stage labels name the view (default: its key in :meth:`Defense.attack_views`)
+    title: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, nn.Module):
@@ -81,6 +94,36 @@ class Defense(abc.ABC):
     def attack_views(self) -> dict[str, AttackView]:
         """``{label: AttackView}``: the views an adaptive attacker should take gradients of, the
         most faithful first. Views of kind ``"autograd"`` are the deployed model itself."""
+
+    def view_is_random(self, label: str) -> bool:
+        """Does the attack view ``label`` draw random numbers (so EOT applies to it)?"""
+        views = self.attack_views()
+        if label not in views:
+            raise ValueError(f"no attack view {label!r}; views: {list(views)}")
+        v = views[label]
+        return self.random if v.random is None else bool(v.random)
+
+    def designed_attacks(self, eps: float, steps: int, seed: int = 0, **options) -> dict:
+        """``{stage label: Attack}``: the attacks designed for this defense's structure, at radius
+        ``eps`` with ``steps`` steps, run against the deployed model. ``options`` are the chapter's
+        settings of the designed attacks (its config's ``designed_options``); each defense reads the
+        ones it documents and ignores the others, so one chapter's settings serve all its models.
+        Default: none (a baseline has no structure to exploit)."""
+        return {}
+
+    def reseed(self, seed: int) -> "Defense":
+        """Seed the defense's own random draws (in place), so an evaluation is reproducible; a
+        deterministic defense has none. Returns the defense."""
+        return self
+
+    def as_published(self) -> nn.Module | None:
+        """The model as the paper published and attacked it, where that differs from the deployed
+        one (QuSecNets' soft layer); None (the default) where the paper deployed what the book deploys."""
+        return None
+
+    def classifier(self) -> nn.Module | None:
+        """The classifier behind an input defense (what remains without the defense), else None."""
+        return None
 
     def describe(self) -> str:
         views = ", ".join(f"{k} ({v.kind})" for k, v in self.attack_views().items())

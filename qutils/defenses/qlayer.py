@@ -287,6 +287,19 @@ class QLayerNet(nn.Module, Defense):
                                            "N_Q(z_e): the Q-path's network with the quantizer skipped"),
         }
 
+    def designed_attacks(self, eps: float, steps: int, seed: int = 0, soft_temperature: float | None = None,
+                         **options) -> dict:
+        """APGD with the margin (DLR) loss, its gradient taken through a *soft* nearest-concept
+        assignment (a softmax over the distances to the concepts, at ``soft_temperature``, default
+        :data:`SOFT_TEMPERATURE`) while the forward pass stays the exact quantizer. Where the
+        straight-through identity is a poor derivative (a panel far from a cell boundary does not move
+        its concept), the soft assignment says which concept is closest to taking over."""
+        from ..attacks import APGD, Adaptive
+
+        view = self.view("q", "soft", temperature=soft_temperature)
+        attack = APGD(eps, steps, "Linf", "dlr", seed=seed, early_stop=True)
+        return {"APGD-DLR (soft assignment, designed)": Adaptive(attack, view, how="soft assignment")}
+
 
 class QLayerLoss:
     """Eq. 7 as a ``loss_fn(model, x, y)`` for :func:`qutils.train.train` (appendix B's defaults)."""

@@ -185,6 +185,10 @@ class QuSecNet(InputTransformModel):
     def deployed(self) -> "QuSecNet":
         return self.view("hard")
 
+    def as_published(self) -> "QuSecNet":
+        """The paper's network: the soft (sigmoid) layer it trains, evaluates and attacks."""
+        return self.view("soft")
+
     def attack_views(self) -> dict[str, AttackView]:
         """Straight-through first (the deployed forward pass: an attack can stop on an image as soon as
         it is fooled), then the sigmoid backward pass, then the paper's soft layer (another function)."""

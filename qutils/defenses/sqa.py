@@ -153,7 +153,7 @@ class SQANet(nn.Module, Defense):
         self.random = any(layer.mode == "stochastic" for layer in sqa_layers(net))
         self.reseed(seed)
 
-    def reseed(self, seed: int) -> "SQANet":
+    def reseed(self, seed: int) -> "SQANet":  # noqa: D102 (the protocol's)
         """Give every SQA layer (of this network and its views) a fresh generator seeded with ``seed``."""
         gens = _Generators(seed)
         for layer in sqa_layers(self.net):
@@ -183,8 +183,22 @@ class SQANet(nn.Module, Defense):
             "straight-through": AttackView(self, "autograd", "the deployed network's own gradient: straight-through "
                                                              "rounding, one Bernoulli draw per forward pass"),
             "expectation": AttackView(self.view("mean"), "smooth",
-                                      "every stochastic rounding replaced by its mean (the noise-free network)"),
+                                      "every stochastic rounding replaced by its mean (the noise-free network)",
+                                      random=False, title="expectation view"),
         }
+
+    def designed_attacks(self, eps: float, steps: int, seed: int = 0, eot: int | None = None,
+                         confidence: float = 10.0, **options) -> dict:
+        """For a network that draws at test time: EOT-PGD (:class:`~qutils.attacks.EOTPGD`), the
+        margin loss averaged over ``eot`` draws per step (a confident example, ``confidence`` in
+        logits, survives the next draw). ``eot`` is required; none for a deterministic mode."""
+        if not self.random:
+            return {}
+        if eot is None:
+            raise ValueError("SQA's designed attack needs the option eot (the chapter's config)")
+        from ..attacks.eot import EOTPGD
+
+        return {f"EOT-PGD, {eot} draws (designed)": EOTPGD(eps, steps, eot, confidence=confidence, seed=seed)}
 
 
 def insert_after_relu(features: nn.Sequential, lams: dict) -> nn.Sequential:

@@ -106,3 +106,18 @@ class InputTransformModel(nn.Module, Defense):
             bpda = InputTransformModel(BPDA(self.transform), self.model, self.check).train(self.training)
             return {"straight-through": AttackView(bpda, "straight-through", "rounding forward, identity backward")}
         return {"autograd": AttackView(self, "autograd", f"the gradient through {type(self.transform).__name__}")}
+
+    def classifier(self) -> nn.Module:
+        return self.model
+
+    def designed_attacks(self, eps: float, steps: int, seed: int = 0, flips: int | None = None,
+                         flip_steps: int | None = None, **options) -> dict:
+        """A quantizer that acts on each pixel alone and monotonically (bit-depth reduction, QuSecNets'
+        layer) is attacked by :class:`~qutils.attacks.ThresholdFlip`: a search over the pixels whose
+        level can change within ``eps`` (``flips`` pixels per step, ``flip_steps`` steps). Only when the
+        chapter sets ``flips``; none for a differentiable transform (median smoothing)."""
+        if flips is None or not flips or not getattr(self.transform, "pixelwise_monotone", False):
+            return {}
+        from ..attacks.threshold import ThresholdFlip
+
+        return {"threshold flip (designed)": ThresholdFlip(eps, self, flip_steps or steps, flips)}

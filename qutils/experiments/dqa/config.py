@@ -91,6 +91,18 @@ class DQAConfig:
         """The pair the paper's abstract compares: the 2-bit dynamic DQA against full precision."""
         return name_of("dynamic", 2), FULL_PRECISION
 
+    @property
+    def adaptive_steps(self) -> int:
+        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
+        return self.apgd_steps
+
+    @property
+    def designed_options(self) -> dict:
+        """The settings of the attacks designed for this chapter's defenses
+        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
+        annealed BPDA's steepnesses and steps per steepness."""
+        return {"anneal_z": self.anneal_z, "anneal_steps": self.anneal_steps}
+
 
 def config_for(dataset: str, profile: Profile) -> DQAConfig:
     """The chapter's settings for ``dataset`` (MNIST: the paper's eps 0.3; Fashion-MNIST: 0.1, the

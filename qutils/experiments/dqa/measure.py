@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from ...attacks import APGD, CWL2, FGSM, PGD, ZOO, Adaptive, AnnealedBPDA, Transfer, margin
-from ...cascade import Stage, adaptive_evaluation, summary_table
+from ...attacks import CWL2, FGSM, PGD, ZOO, Adaptive, margin
+from ...cascade import (Stage, adaptive_stages, gain_table as _gain_table, run_cascades, summary_table,
+                        transfer_stage)
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, batch_dependence, quantizers
 from ...features import hooked, penultimate as _penultimate, tsne_2d
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, compare_accuracies, distances, pick, predict,
@@ -30,7 +31,7 @@ from .zoo import Zoo, deployed
 
 __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table", "finite_differences",
            "transfer_table", "activation_values", "penultimate", "tsne_embedding", "batch_scope", "paper_pgd",
-           "adaptive", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table",
+           "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table",
            "exercise_reference"]
 
 GRADIENTS = ("autograd", "straight-through")
@@ -247,34 +248,39 @@ def batch_scope(model: DQANet, x: torch.Tensor, y: torch.Tensor, batch_size: int
             "batched": accuracy(per_batch, x, y, batch_size)}
 
 
-def _designed(m: DQANet, cfg: DQAConfig, eps: float, fp: nn.Module | None) -> list[Stage]:
-    stages = [Stage("annealed BPDA (designed)", AnnealedBPDA(eps, lambda z: m.view("sigmoid", z), cfg.anneal_z,
-                                                             cfg.anneal_steps, seed=cfg.seed), "designed")]
-    if fp is not None:
-        stages.append(Stage("transfer from full precision", Transfer(
-            APGD(eps, cfg.apgd_steps, seed=cfg.seed), fp, "the PGD-trained full-precision LeNet"), "adaptive"))
-    return stages
+def paper_attack(m: nn.Module, cfg: DQAConfig, eps: float) -> Stage:
+    """The paper's attack as the cascade's first stage: PGD with autograd on the deployed network."""
+    return Stage("PGD, the paper's attack", paper_pgd(cfg, eps), "paper's attack")
+
+
+def cascade_stages(m: nn.Module, cfg: DQAConfig, eps: float | None = None, source: nn.Module | None = None,
+                   light: bool = False) -> list[Stage]:
+    """The book's cascade for one model (:func:`qutils.cascade.adaptive_stages`): the paper's attack
+    (PGD with autograd), APGD-CE through the straight-through and sigmoid views, APGD-T through the
+    straight-through view, the designed attack (:meth:`~qutils.defenses.DQANet.designed_attacks`:
+    annealed BPDA), transfer from ``source`` (the PGD-trained full-precision LeNet) unless the model
+    is the source, then Square on every survivor. ``light``: APGD-CE through the first view and the
+    designed attack only."""
+    eps = cfg.eps if eps is None else eps
+    transfer = None
+    if source is not None and source is not m and not light:
+        transfer = transfer_stage("transfer from full precision", source, "the PGD-trained full-precision LeNet", eps,
+                                  cfg.adaptive_steps, cfg.seed)
+    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
+                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
+                           designed=cfg.designed_options, transfer=transfer, targeted=not light,
+                           ce_views="first" if light else "all", seed=cfg.seed)
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, eps: float | None = None,
-             names=None, n: int | None = None, progress: bool = True) -> dict:
-    """The book's cascade for every model at L-infinity ``eps`` on ``cfg.adaptive_images`` images: the
-    paper's attack (PGD with autograd on the deployed network), APGD-CE through the straight-through
-    and sigmoid views, APGD-T through the straight-through view, the designed attack (annealed
-    BPDA) and transfer from the PGD-trained full-precision model, then Square on every survivor.
-    Returns ``{name: CascadeResult}``."""
-    eps = cfg.eps if eps is None else eps
-    n = min(n or cfg.adaptive_images, len(x))
-    fp = models.get(FULL_PRECISION)
-    out = {}
-    for name in _progress(names or list(models), enabled=progress, desc="adaptive cascade"):
-        m = models[name]
-        paper = Stage("PGD, the paper's attack", paper_pgd(cfg, eps), "paper's attack")
-        designed = _designed(m, cfg, eps, fp) if isinstance(m, DQANet) else []
-        out[name] = adaptive_evaluation(m, x[:n], y[:n], eps, steps=cfg.apgd_steps, targets=cfg.apgd_targets,
-                                        square_queries=cfg.square_queries, paper_attack=paper, designed=designed,
-                                        seed=cfg.seed, progress=False)
-    return out
+             n: int | None = None, names=None, source: nn.Module | None = None, light: bool = False,
+             progress: bool = True) -> dict:
+    """The book's cascade (:func:`cascade_stages`) for every model at L-infinity ``eps`` (default
+    ``cfg.eps``) on ``n`` (default ``cfg.adaptive_images``) images; ``source`` defaults to the
+    full-precision model of ``models``. Returns ``{name: CascadeResult}``."""
+    source = models.get(FULL_PRECISION) if source is None else source
+    return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
+                        names, progress=progress)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
@@ -298,13 +304,8 @@ def surviving_gains(results: dict, t1: pd.DataFrame, cfg: DQAConfig) -> pd.DataF
 
 def gain_table(results: dict) -> pd.DataFrame:
     """For the page: per model, the paper's attack and the adaptive worst case on the same images, and
-    the points lost between them."""
-    rows = []
-    for name, r in results.items():
-        paper = r.accuracy_after(r.stages[0]["stage"])
-        rows.append({"model": name, "paper's attack": paper, "adaptive worst case": r.worst,
-                     "drop (points)": 100 * (paper.value - r.worst.value)})
-    return pd.DataFrame(rows)
+    the points lost between them (:func:`qutils.cascade.gain_table`)."""
+    return _gain_table(results, "model")
 
 
 def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, names=None) -> pd.DataFrame:

@@ -81,6 +81,18 @@ class GCLNConfig:
         """``"GCLN (Qs=48)"``: a GCLN model by its step on the paper's 0-255 scale."""
         return f"GCLN (Qs={255 * q:.0f})"
 
+    @property
+    def adaptive_steps(self) -> int:
+        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
+        return self.apgd_steps
+
+    @property
+    def designed_options(self) -> dict:
+        """The settings of the attacks designed for this chapter's defenses
+        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
+        low-frequency PGD's band and relative step size."""
+        return {"lowfreq_keep": self.lowfreq_keep, "rel_stepsize": self.rel_stepsize}
+
 
 def config_for(dataset: str, profile: Profile) -> GCLNConfig:
     """The chapter's settings for ``dataset`` scaled to ``profile``."""

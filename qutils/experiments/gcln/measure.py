@@ -12,13 +12,16 @@ rounding), BPDA through the rounding, BPDA through the whole cleaner.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import torch
 import torch.nn as nn
 
-from ...attacks import APGD, BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import (Stage, adaptive_stages, cascade, compare_table, curve_rows, gain_table as _gain_table,
-                       summary_table)
+from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
+from ...cascade import (Stage, adaptive_stages, compare_table, curve_rows, gain_table as _gain_table, run_cascades,
+                        summary_table, transfer_stage)
+from ...defenses.protocol import as_defense
 from ...defenses.gcln import GCLN, block_dct
 from ...defenses.squeeze import BitDepthReduction, InputTransformModel
 from ...evaluate import accuracy, accuracy_row as _row, robust_accuracy
@@ -28,8 +31,8 @@ from .config import GCLNConfig
 from .zoo import Zoo
 
 __all__ = ["paper_attacks", "models_of", "paper_access", "table1", "table2", "table3", "table4", "bpda_attack", "figure3_qs",
-           "figure3_steps", "figure4_steps", "figure4_eps", "access_table", "adaptive", "adaptive_table",
-           "gain_table", "surviving_gains", "access_rows", "PAPER_ACCESS", "BPDA_ACCESS", "adaptive_curve", "frequency_energy", "figure2_maps",
+           "figure3_steps", "figure4_steps", "figure4_eps", "access_table", "paper_attack", "cascade_stages", "adaptive", "adaptive_table",
+           "gain_table", "surviving_gains", "access_rows", "PAPER_ACCESS", "BPDA_ACCESS", "adaptive_curves", "frequency_energy", "figure2_maps",
            "detector_scores", "exercise_reference"]
 
 
@@ -53,19 +56,11 @@ def models_of(zoo: Zoo, cfg: GCLNConfig, gcln: bool = True) -> dict:
     return out
 
 
-def _classifier_of(model: nn.Module) -> nn.Module | None:
-    """The classifier behind an input defense (GCLN's target, feature squeezing's model), else None."""
-    if isinstance(model, GCLN):
-        return model.target
-    if isinstance(model, InputTransformModel):
-        return model.model
-    return None
-
-
 def paper_access(attack, model: nn.Module):
     """The paper's white-box attack on ``model``: crafted on the classifier alone when ``model`` is a
-    classifier behind an input defense (then fed through the defense), on the model itself otherwise."""
-    clf = _classifier_of(model)
+    classifier behind an input defense (:meth:`~qutils.defenses.protocol.Defense.classifier`: GCLN's
+    target, feature squeezing's model; then fed through the defense), on the model itself otherwise."""
+    clf = as_defense(model).classifier()
     return attack if clf is None else Transfer(attack, clf, "the target classifier alone")
 
 
@@ -91,9 +86,8 @@ def bpda_attack(model: nn.Module, cfg: GCLNConfig, steps: int | None = None):
     (the rounding's gradient replaced by the identity; G's own gradient elsewhere), or of feature
     squeezing's bit-depth reduction; a model without a quantizer is attacked through its own gradient."""
     pgd = PGD(cfg.eps, steps or cfg.attack_steps, rel_stepsize=cfg.rel_stepsize, seed=cfg.seed, early_stop=True)
-    if isinstance(model, (GCLN, InputTransformModel)):
-        return Adaptive(pgd, model.attack_views()["straight-through"].model, how="BPDA")
-    return pgd
+    through = as_defense(model).attack_views().get("straight-through")
+    return pgd if through is None else Adaptive(pgd, through.model, how="BPDA")
 
 
 def table2(models: dict, x, y, cfg: GCLNConfig) -> pd.DataFrame:
@@ -194,46 +188,35 @@ def access_rows(access: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([a, b], ignore_index=True)
 
 
-def _designed(m: nn.Module, cfg: GCLNConfig, steps: int) -> list[Stage]:
-    if not isinstance(m, GCLN):
-        return []
-    t = m.cleaner.transform
-    view = m.attack_views()["straight-through"].model
-    lf = LowFrequencyPGD(cfg.eps, steps, keep=cfg.lowfreq_keep, block=t.block, pad=t.pad, rel_stepsize=cfg.rel_stepsize,
-                         early_stop=True)
-    return [Stage(f"low-frequency PGD ({cfg.lowfreq_keep}x{cfg.lowfreq_keep} of {t.block}x{t.block}, designed)",
-                  Adaptive(lf, view, how="BPDA"), "designed")]
+def paper_attack(m: nn.Module, cfg: GCLNConfig, eps: float) -> Stage:
+    """The paper's attack as the cascade's first stage: its PGD with the paper's access
+    (:func:`paper_access`: crafted on the classifier alone behind an input defense)."""
+    c = cfg if eps == cfg.eps else dataclasses.replace(cfg, eps=eps)
+    return Stage("PGD, the paper's access", paper_access(paper_attacks(c)["PGD"], m), "paper's attack")
 
 
-def _stages(m: nn.Module, cfg: GCLNConfig, eps: float, substitute: nn.Module | None, light: bool) -> list[Stage]:
-    """The cascade for one model at ``eps``: the paper's PGD (its access), APGD-CE through every view,
-    APGD-T through the first, the designed low-frequency attack (GCLN only), transfer from the substitute
-    and Square (not in the ``light`` cascade of the curves)."""
-    c = cfg if eps == cfg.eps else _with_eps(cfg, eps)
-    paper = Stage("PGD, the paper's access", paper_access(paper_attacks(c)["PGD"], m), "paper's attack")
-    designed = _designed(m, c, cfg.apgd_steps)
-    if substitute is not None and not light:
-        designed.append(Stage("transfer from the substitute", Transfer(APGD(eps, cfg.apgd_steps, seed=cfg.seed),
-                                                                        substitute, "the substitute")))
-    return adaptive_stages(m, eps, steps=cfg.apgd_steps, targets=cfg.apgd_targets,
-                           square_queries=0 if light else cfg.square_queries, paper_attack=paper, designed=designed,
-                           targeted=not light, seed=cfg.seed)
-
-
-def _with_eps(cfg: GCLNConfig, eps: float) -> GCLNConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, eps=eps)
-
-
-def adaptive(models: dict, x, y, cfg: GCLNConfig, substitute: nn.Module | None = None, n: int | None = None,
-             eps: float | None = None, light: bool = False, progress: bool = True) -> dict:
-    """The book's cascade (:func:`_stages`) for every model on ``cfg.adaptive_images`` images.
-    Returns ``{name: CascadeResult}``."""
+def cascade_stages(m: nn.Module, cfg: GCLNConfig, eps: float | None = None, source: nn.Module | None = None,
+                   light: bool = False) -> list[Stage]:
+    """The book's cascade for one model (:func:`qutils.cascade.adaptive_stages`): the paper's PGD (its
+    access), APGD-CE through every view, APGD-T through the first, the designed attack
+    (:meth:`~qutils.defenses.gcln.GCLN.designed_attacks`: low-frequency PGD, GCLN only), transfer from
+    ``source`` (the substitute) and Square. ``light``, the curves' cascade: no APGD-T, transfer or Square."""
     eps = cfg.eps if eps is None else eps
-    k = min(n or cfg.adaptive_images, len(x))
-    return {name: cascade(m, _stages(m, cfg, eps, substitute, light), x[:k], y[:k], progress=False)
-            for name, m in _progress(list(models.items()), enabled=progress, desc="adaptive cascade")}
+    transfer = None
+    if source is not None and source is not m and not light:
+        transfer = transfer_stage("transfer from the substitute", source, "the substitute", eps, cfg.adaptive_steps,
+                                  cfg.seed)
+    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
+                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
+                           designed=cfg.designed_options, transfer=transfer, targeted=not light, seed=cfg.seed)
+
+
+def adaptive(models: dict, x, y, cfg: GCLNConfig, eps: float | None = None, n: int | None = None, names=None,
+             source: nn.Module | None = None, light: bool = False, progress: bool = True) -> dict:
+    """The book's cascade (:func:`cascade_stages`) for every model at L-infinity ``eps`` (default
+    ``cfg.eps``) on ``n`` (default ``cfg.adaptive_images``) images. Returns ``{name: CascadeResult}``."""
+    return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
+                        names, progress=progress)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
@@ -251,7 +234,7 @@ def surviving_gains(results: dict, gcln: str, against=("No defense", "PGD-traine
     return compare_table(results, gcln, against)
 
 
-def adaptive_curve(models: dict, x, y, cfg: GCLNConfig) -> pd.DataFrame:
+def adaptive_curves(models: dict, x, y, cfg: GCLNConfig) -> pd.DataFrame:
     """Accuracy against epsilon (``cfg.epsilons``) on ``cfg.curve_images`` images: the paper's PGD (its
     access) and the light cascade's worst case. One row per (model, attack, eps)."""
     n = min(cfg.curve_images, len(x))

@@ -63,6 +63,18 @@ class QLayerConfig:
         """The headline radius: the larger of :attr:`epsilons` (the adaptive test's radius)."""
         return max(self.epsilons)
 
+    @property
+    def adaptive_steps(self) -> int:
+        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
+        return self.pgd_steps
+
+    @property
+    def designed_options(self) -> dict:
+        """The settings of the attacks designed for this chapter's defenses
+        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
+        the soft assignment's temperature."""
+        return {"soft_temperature": self.soft_temperature}
+
 
 def config_for(dataset: str, profile: Profile) -> QLayerConfig:
     """The chapter's settings for ``dataset`` (MNIST: eps 0.2/0.3; Fashion-MNIST: 0.1/0.2, adversarial

@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...attacks import APGD, BIM, FGSM, Adaptive, CWLinf
-from ...cascade import Stage, adaptive_evaluation, summary_table
+from ...attacks import BIM, FGSM, Adaptive, CWLinf
+from ...cascade import Stage, adaptive_stages, run_cascades, summary_table, transfer_stage
+from ...defenses.protocol import as_defense
 from ...defenses.qlayer import QLayerNet
 from ...evaluate import Accuracy, accuracy, compare_accuracies, accuracy_row as _row, pick, predict, robust_accuracy
 from ...profiles import Profile
@@ -20,7 +21,7 @@ from ...progress import progress as _progress
 from .config import PAIRS, SOURCE_A, QLayerConfig
 from .zoo import Zoo, seed_runs
 
-__all__ = ["paths", "clean_rows", "black_box", "white_box", "headline_protocol", "seed_spread", "shortcut_vs_e", "paper_attack", "designed_attack", "stage_table",
+__all__ = ["paths", "clean_rows", "black_box", "white_box", "headline_protocol", "seed_spread", "shortcut_vs_e", "paper_attack", "cascade_stages", "stage_table",
            "kl_divergence", "concept_usage", "usage_table", "distribution_shift", "shift_table", "gradient_table",
            "adaptive", "adaptive_table", "comparison", "comparisons", "surviving_gains", "inner_comparisons",
            "ablation_comparisons", "ablation_grid",
@@ -264,44 +265,45 @@ def gradient_table(targets: dict, x: torch.Tensor, y: torch.Tensor) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def paper_attack(m: nn.Module, eps: float) -> Stage:
-    """The paper's white-box attack as the cascade's first stage: FGSM on the E-path for a Q-Layer
-    network (its examples scored on the deployed Q-path), plain FGSM for a CNN."""
-    if isinstance(m, QLayerNet):
-        return Stage("FGSM on the E-path, the paper's attack", Adaptive(FGSM(eps), m.view("e"), how="E-path"),
+def paper_attack(m: nn.Module, cfg: QLayerConfig, eps: float) -> Stage:
+    """The paper's white-box attack as the cascade's first stage: FGSM on the E-path for a model whose
+    protocol offers one (a Q-Layer network; its examples scored on the deployed Q-path), plain FGSM
+    otherwise."""
+    e_path = as_defense(m).attack_views().get("E-path")
+    if e_path is not None:
+        return Stage("FGSM on the E-path, the paper's attack", Adaptive(FGSM(eps), e_path.model, how="E-path"),
                      "paper's attack")
     return Stage("FGSM, the paper's attack", FGSM(eps), "paper's attack")
 
 
-def designed_attack(m: nn.Module, cfg: QLayerConfig, eps: float) -> list[Stage]:
-    """The attack designed for the Q-Layer: APGD with the margin (DLR) loss, its gradient taken
-    through a *soft* nearest-concept assignment (a softmax over the distances to the concepts, at
-    ``cfg.soft_temperature``), while the forward pass stays the exact quantizer. Where the
-    straight-through estimator's identity is a poor derivative (a panel far from a cell boundary
-    does not move its concept), the soft assignment says which concept is closest to taking over."""
-    if not isinstance(m, QLayerNet):
-        return []
-    view = m.view("q", "soft", temperature=cfg.soft_temperature)
-    attack = APGD(eps, cfg.pgd_steps, "Linf", "dlr", seed=cfg.seed, early_stop=True)
-    return [Stage("APGD-DLR (soft assignment, designed)", Adaptive(attack, view, how="soft assignment"), "designed")]
-
-
-def adaptive(targets: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig, eps: float | None = None,
-             progress: bool = True) -> dict:
-    """The book's adaptive cascade for every target at L-infinity ``eps`` (default ``cfg.eps``) on the
-    first ``cfg.adaptive_images`` images, each deployed as the paper reports it (the Q-path): the
-    paper's attack (FGSM on the E-path), APGD-CE through every attack view (straight-through, E-path,
-    shortcut), APGD-T through the straight-through view, the designed soft-assignment attack, and
-    Square on every survivor. Nothing is random at test time, so no EOT. Returns ``{name: CascadeResult}``."""
+def cascade_stages(m: nn.Module, cfg: QLayerConfig, eps: float | None = None, source: nn.Module | None = None,
+                   light: bool = False) -> list[Stage]:
+    """The book's cascade for one model (:func:`qutils.cascade.adaptive_stages`), deployed as the paper
+    reports it (the Q-path): the paper's attack (FGSM on the E-path), APGD-CE through every attack view
+    (straight-through, E-path, shortcut), APGD-T through the straight-through view, the designed
+    attack (:meth:`~qutils.defenses.QLayerNet.designed_attacks`: APGD-DLR through a soft
+    nearest-concept assignment), transfer from ``source`` if given, and Square on every survivor.
+    Nothing is random at test time, so no EOT. ``light``: APGD-CE through the first view and the
+    designed attack only."""
     eps = cfg.eps if eps is None else eps
-    n = min(cfg.adaptive_images, len(x))
-    out = {}
-    for name in _progress(list(targets), enabled=progress, desc="adaptive cascade"):
-        m = targets[name]
-        out[name] = adaptive_evaluation(m, x[:n], y[:n], eps, steps=cfg.pgd_steps, targets=cfg.apgd_targets,
-                                        square_queries=cfg.square_queries, paper_attack=paper_attack(m, eps),
-                                        designed=designed_attack(m, cfg, eps), seed=cfg.seed, progress=False)
-    return out
+    transfer = None
+    if source is not None and source is not m and not light:
+        transfer = transfer_stage("transfer from the black-box source", source, "the black-box source", eps,
+                                  cfg.adaptive_steps, cfg.seed)
+    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
+                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
+                           designed=cfg.designed_options, transfer=transfer, targeted=not light,
+                           ce_views="first" if light else "all", seed=cfg.seed)
+
+
+def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig, eps: float | None = None,
+             n: int | None = None, names=None, source: nn.Module | None = None, light: bool = False,
+             progress: bool = True) -> dict:
+    """The book's adaptive cascade (:func:`cascade_stages`) for every model at L-infinity ``eps``
+    (default ``cfg.eps``) on the first ``n`` (default ``cfg.adaptive_images``) images. Returns
+    ``{name: CascadeResult}``."""
+    return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
+                        names, progress=progress)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:

@@ -54,6 +54,18 @@ class QuSecNetsConfig:
     seed: int = 0
     substitute_seed: int = 1
 
+    @property
+    def adaptive_steps(self) -> int:
+        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
+        return self.pgd_steps
+
+    @property
+    def designed_options(self) -> dict:
+        """The settings of the attacks designed for this chapter's defenses
+        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
+        the threshold flip's pixels per step and steps."""
+        return {"flips": self.flips, "flip_steps": self.flip_steps}
+
 
 def config_for(dataset: str, profile: Profile) -> QuSecNetsConfig:
     """The chapter's settings for ``dataset`` scaled to ``profile`` (smoke: tiny; full: the paper's epochs)."""

@@ -6,17 +6,18 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, ThresholdFlip, all_targets
-from ...cascade import Stage, adaptive_evaluation, summary_table
-from ...defenses import BitDepthReduction, QuSecNet
+from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, all_targets
+from ...cascade import Stage, adaptive_stages, run_cascades, summary_table, transfer_stage
+from ...defenses import QuSecNet
+from ...defenses.protocol import as_defense
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, attack_table, compare_accuracies, defense_table, pick,
                          predict, robust_accuracy)
 from ...progress import progress as _progress
 from .config import NO_DEFENSE, QuSecNetsConfig
-from .zoo import _info, as_protocol
+from .zoo import _info
 
 __all__ = ["reproduce", "zoo_frame", "pick", "headline", "fgsm_pivot", "transfer_beats_white_box", "threshold_crossable", "crossable_table",
-           "paper_protocol", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference"]
+           "paper_protocol", "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference"]
 
 
 def reproduce(defs: dict, substitute: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig,
@@ -134,28 +135,40 @@ def crossable_table(x: torch.Tensor, cfg: QuSecNetsConfig) -> pd.DataFrame:
                          for e in sorted(set(cfg.fgsm_epsilons) - {0.0})])
 
 
-def adaptive(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, eps: float | None = None,
-             names=None, progress: bool = True) -> dict:
-    """The book's adaptive cascade for every defense at L-infinity ``eps`` (default ``cfg.eps``) on
-    ``cfg.adaptive_images`` images: the paper's attack (white-box FGSM through the layer the paper
-    deploys, the soft one), APGD-CE and APGD-T through every attack view of the defense protocol,
-    the attack designed for input quantization (:class:`~qutils.attacks.ThresholdFlip`), and Square
-    on every survivor. QuSecNets are deployed exactly quantized. Returns ``{name: CascadeResult}``."""
+def paper_attack(m: nn.Module, cfg: QuSecNetsConfig, eps: float) -> Stage:
+    """The paper's attack as the cascade's first stage: white-box FGSM with the gradient of the model
+    as the paper published it (a QuSecNet's soft layer), scored on the deployed model."""
+    published = as_defense(m).as_published()
+    attack = FGSM(eps) if published is None else Adaptive(FGSM(eps), published, how="gradient as deployed by the paper")
+    return Stage("FGSM, the paper's attack", attack, "paper's attack")
+
+
+def cascade_stages(m: nn.Module, cfg: QuSecNetsConfig, eps: float | None = None, source: nn.Module | None = None,
+                   light: bool = False) -> list[Stage]:
+    """The book's cascade for one model (:func:`qutils.cascade.adaptive_stages`): the paper's attack
+    (:func:`paper_attack`), APGD-CE and APGD-T through every attack view of the defense protocol, the
+    attack designed for input quantization (:class:`~qutils.attacks.ThresholdFlip`, for QuSecNets and
+    bit-depth reduction), transfer from ``source`` if given, and Square on every survivor. ``light``:
+    APGD-CE through the first view and the designed attack only."""
     eps = cfg.eps if eps is None else eps
-    n = min(cfg.adaptive_images, len(x))
-    out = {}
-    for name in _progress(names or list(defs), enabled=progress, desc="adaptive cascade"):
-        m = defs[name]
-        d = as_protocol(name, m)
-        paper = Stage("FGSM, the paper's attack", Adaptive(FGSM(eps), m, how="gradient as deployed by the paper")
-                      if isinstance(m, QuSecNet) else FGSM(eps), "paper's attack")
-        designed = []
-        if isinstance(m, QuSecNet) or isinstance(getattr(m, "transform", None), BitDepthReduction):
-            designed = [Stage("threshold flip (designed)", ThresholdFlip(eps, m, cfg.flip_steps, cfg.flips), "designed")]
-        out[name] = adaptive_evaluation(d, x[:n], y[:n], eps, steps=cfg.pgd_steps, targets=cfg.apgd_targets,
-                                        square_queries=cfg.square_queries, paper_attack=paper, designed=designed,
-                                        seed=cfg.seed, progress=False)
-    return out
+    transfer = None
+    if source is not None and source is not m and not light:
+        transfer = transfer_stage("transfer from the substitute", source, "the substitute", eps, cfg.adaptive_steps,
+                                  cfg.seed)
+    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
+                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
+                           designed=cfg.designed_options, transfer=transfer, targeted=not light,
+                           ce_views="first" if light else "all", seed=cfg.seed)
+
+
+def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, eps: float | None = None,
+             n: int | None = None, names=None, source: nn.Module | None = None, light: bool = False,
+             progress: bool = True) -> dict:
+    """The book's adaptive cascade (:func:`cascade_stages`) for every model at L-infinity ``eps``
+    (default ``cfg.eps``) on ``n`` (default ``cfg.adaptive_images``) images, each deployed as the book
+    deploys it (QuSecNets exactly quantized). Returns ``{name: CascadeResult}``."""
+    return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
+                        names, progress=progress)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:

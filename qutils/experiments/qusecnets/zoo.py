@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from ... import data as qdata
 from ... import models
-from ...defenses import (BitDepthReduction, BReLUGDA, GaussianAugmentation, InputTransformModel, MedianSmoothing,
-                         QuSecNet, as_defense, brelu_cnn, constant_quantization, qusecnets_loss, variable_quantization)
-from ...defenses.protocol import Defense
+from ...defenses import (BitDepthReduction, GaussianAugmentation, InputTransformModel, MedianSmoothing,
+                         QuSecNet, brelu_cnn, constant_quantization, qusecnets_loss, variable_quantization)
 from ...profiles import Profile
 from ...progress import progress as _progress
 from ...train import TrainConfig, get_trained
 from .config import NO_DEFENSE, SUBSTITUTE, QuSecNetsConfig
 
-__all__ = ["train_zoo", "defenses", "as_protocol", "test_images", "BRELU"]
+__all__ = ["train_zoo", "defenses", "test_images", "BRELU"]
 
 BRELU = "BReLU+GDA"
 
@@ -89,12 +88,6 @@ def defenses(zoo: dict, cfg: QuSecNetsConfig) -> dict:
              "VQ + adv. training", "No defense + adv. training", f"FS: bit depth {cfg.fs_bits}",
              f"FS: median {cfg.fs_median}x{cfg.fs_median}", BRELU]
     return {k: out[k] for k in order if k in out}
-
-
-def as_protocol(name: str, model) -> Defense:
-    """The defense protocol of a model of :func:`defenses` (BReLU+GDA and the CNNs have no defense
-    mechanism of their own: they are attacked through their own gradient)."""
-    return BReLUGDA(model) if name == BRELU else as_defense(model)
 
 
 def test_images(cfg: QuSecNetsConfig):

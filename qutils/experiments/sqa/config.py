@@ -109,6 +109,18 @@ class SQAConfig:
         """The training seeds of ``name``: ``sqa_seeds`` for an SQA model, ``seeds`` for the others."""
         return self.sqa_seeds if SPECS[name].sqa and SPECS[name].mode == "stochastic" else self.seeds
 
+    @property
+    def adaptive_steps(self) -> int:
+        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
+        return self.apgd_steps
+
+    @property
+    def designed_options(self) -> dict:
+        """The settings of the attacks designed for this chapter's defenses
+        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
+        EOT-PGD's draws per step and margin."""
+        return {"eot": self.eot, "confidence": self.confidence}
+
 
 def config_for(dataset: str, profile: Profile) -> SQAConfig:
     """The chapter's settings for ``dataset`` (MNIST: the paper's radii; Fashion-MNIST: a third of

@@ -22,8 +22,10 @@ import torch
 import torch.nn as nn
 
 from ... import data as qdata
-from ...attacks import APGD, APGDT, EOTPGD, FGSM, PGD, Adaptive, CWLinf, Square, Transfer
-from ...cascade import Stage, cascade, compare_table, curve_rows, gain_table as _gain_table, summary_table
+from ...attacks import EOTPGD, FGSM, PGD, Adaptive, CWLinf
+from ...cascade import (Stage, adaptive_stages, compare_table, curve_rows, run_cascades, transfer_stage,
+                        gain_table as _gain_table, summary_table)
+from ...defenses.protocol import as_defense
 from ...defenses.sqa import SQANet, StochasticQuantizedActivation, sqa_layers
 from ...evaluate import Accuracy, accuracy, accuracy_row as _row, pick, predict, robust_accuracy
 from ...features import hooked, penultimate, tsne_2d
@@ -34,7 +36,7 @@ from .zoo import Zoo, build_model, reseeded, train_config
 
 __all__ = ["paper_attacks", "table1", "table1_summary", "seed_range", "overfitting", "figure1", "timing",
            "algorithm_steps", "activation_values", "tsne_embedding", "activation_maps", "vote_accuracy",
-           "gradient_variance", "convergence", "adaptive", "adaptive_table", "gain_table", "surviving_gains",
+           "gradient_variance", "convergence", "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "gain_table", "surviving_gains",
            "adaptive_curves", "exercise_reference"]
 
 
@@ -262,53 +264,45 @@ def convergence(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: SQAConf
     return pd.DataFrame(rows)
 
 
-def _stages(m: nn.Module, cfg: SQAConfig, eps: float, source: nn.Module | None, apgd_steps: int,
-            eot: int, square: int, targets: int) -> list[Stage]:
-    """The cascade for one model: the paper's PGD, APGD-CE (EOT) through the straight-through gradient
-    and through the expectation view, APGD-T, the designed EOT-PGD, transfer, Square."""
-    paper = PGD(eps, cfg.pgd_steps, abs_stepsize=cfg.pgd_stepsize, seed=cfg.seed, early_stop=True)
-    stages = [Stage("PGD, the paper's attack", paper, "paper's attack")]
-    if isinstance(m, SQANet) and m.random:
-        mean = m.view("mean")
-        stages += [Stage(f"APGD-CE, EOT {eot} (straight-through)", APGD(eps, apgd_steps, seed=cfg.seed, eot=eot)),
-                   Stage("APGD-CE (expectation view)", Adaptive(APGD(eps, apgd_steps, seed=cfg.seed, early_stop=False),
-                                                                mean, how="expectation")),
-                   Stage("APGD-T (expectation view)", Adaptive(APGDT(eps, apgd_steps, n_target_classes=targets, seed=cfg.seed,
-                                                                     early_stop=False), mean, how="expectation")),
-                   Stage(f"EOT-PGD, {eot} draws (designed)", EOTPGD(eps, apgd_steps, eot, confidence=cfg.confidence,
-                                                                    seed=cfg.seed), "designed")]
-    else:
-        stages += [Stage("APGD-CE", APGD(eps, apgd_steps, seed=cfg.seed)),
-                   Stage("APGD-T", APGDT(eps, apgd_steps, n_target_classes=targets, seed=cfg.seed))]
-    if source is not None and source is not m:
-        stages.append(Stage("transfer from the undefended LARGE", Transfer(APGD(eps, apgd_steps, seed=cfg.seed),
-                                                                             source, "the undefended LARGE")))
-    if square:
-        stages.append(Stage(f"Square ({square} queries)", Square(eps, queries=square, seed=cfg.seed), "gradient-free"))
-    return stages
+def paper_attack(m: nn.Module, cfg: SQAConfig, eps: float) -> Stage:
+    """The paper's attack as the cascade's first stage: its PGD (table 1's steps and step size)."""
+    return Stage("PGD, the paper's attack", PGD(eps, cfg.pgd_steps, abs_stepsize=cfg.pgd_stepsize, seed=cfg.seed,
+                                                early_stop=True), "paper's attack")
+
+
+def cascade_stages(m: nn.Module, cfg: SQAConfig, eps: float | None = None, source: nn.Module | None = None,
+                   light: bool = False) -> list[Stage]:
+    """The book's cascade for one model (:func:`qutils.cascade.adaptive_stages`): the paper's PGD,
+    APGD-CE through every attack view (EOT over ``cfg.eot`` draws on the straight-through view of an
+    SQA network, which draws; none on its expectation view, which does not), APGD-T through the first
+    view that does not draw, the designed attack (:meth:`~qutils.defenses.SQANet.designed_attacks`:
+    EOT-PGD), transfer from ``source`` (the undefended LARGE), and Square. ``light``: the curves'
+    cheaper cascade (APGD-CE through the first view, the designed attack, a quarter of the EOT draws)."""
+    eps = cfg.eps if eps is None else eps
+    eot = max(1, cfg.eot // 4) if light else cfg.eot
+    transfer = None
+    if source is not None and source is not m and not light:
+        transfer = transfer_stage("transfer from the undefended LARGE", source, "the undefended LARGE", eps,
+                                  cfg.adaptive_steps, cfg.seed)
+    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets, eot=eot,
+                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
+                           designed={**cfg.designed_options, "eot": eot}, transfer=transfer, targeted=not light,
+                           ce_views="first" if light else "all", label_single_view=False, seed=cfg.seed)
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: SQAConfig, eps: float | None = None,
-             source: nn.Module | None = None, n: int | None = None, light: bool = False,
+             n: int | None = None, names=None, source: nn.Module | None = None, light: bool = False,
              progress: bool = True) -> dict:
-    """The book's cascade for every model at L-infinity ``eps`` (:func:`_stages`): ``cfg.random_images``
-    images for an SQA model (its gradients averaged over ``cfg.eot`` draws), ``cfg.adaptive_images``
-    for a deterministic one; every prediction is one fresh draw. ``light``: the curves' cheaper
-    cascade (the paper's PGD, APGD-CE and the designed attack, a quarter of the EOT samples, no
-    APGD-T, transfer or Square). Returns ``{name: CascadeResult}``."""
-    eps = cfg.eps if eps is None else eps
-    out = {}
-    for name in _progress(list(models), enabled=progress, desc="adaptive cascade"):
-        m = reseeded(models[name], cfg.seed)
-        random = isinstance(m, SQANet) and m.random
-        k = min(n or (cfg.random_images if random else cfg.adaptive_images), len(x))
-        eot = max(1, cfg.eot // 4) if light else cfg.eot
-        stages = _stages(m, cfg, eps, None if light else source, cfg.apgd_steps, eot,
-                         0 if light else cfg.square_queries, cfg.apgd_targets)
-        if light:
-            stages = [s for s in stages if not s.label.startswith(("APGD-T", "APGD-CE (expectation"))]
-        out[name] = cascade(m, stages, x[:k], y[:k], progress=False)
-    return out
+    """The book's cascade (:func:`cascade_stages`) for every model at L-infinity ``eps`` (default
+    ``cfg.eps``): ``n`` images, default ``cfg.random_images`` for a model that draws at test time
+    (its gradients averaged over ``cfg.eot`` draws) and ``cfg.adaptive_images`` for a deterministic
+    one; every SQA model is reseeded with ``cfg.seed`` and every prediction is one fresh draw.
+    Returns ``{name: CascadeResult}``."""
+    def images(m):
+        return n or (cfg.random_images if as_defense(m).random else cfg.adaptive_images)
+
+    return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), images, names,
+                        seed=cfg.seed, progress=progress)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
