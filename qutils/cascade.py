@@ -38,6 +38,7 @@ from .attacks.base import as_norm, check_eps, check_int
 from .defenses.protocol import as_defense
 from .metrics import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
+from .schema import LABEL, STAGE_ROLES
 
 __all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "run_cascades", "transfer_stage", "ROBUST", "CLEAN_ERROR"]
 
@@ -53,12 +54,12 @@ class Stage:
 
     label: str
     attack: Attack
-    role: str = "adaptive"  #: "paper's attack", "adaptive", "designed" or "gradient-free"
+    role: str = "adaptive"  #: one of :data:`qutils.schema.STAGE_ROLES`
 
     def __post_init__(self):
         if not isinstance(self.attack, Attack):
             raise ValueError(f"stage {self.label!r}: attack must be a qutils Attack, got {type(self.attack).__name__}")
-        if self.role not in ("paper's attack", "adaptive", "designed", "gradient-free"):
+        if self.role not in STAGE_ROLES:
             raise ValueError(f"stage {self.label!r}: unknown role {self.role!r}")
 
 
@@ -255,7 +256,7 @@ def adaptive_evaluation(defense, x: torch.Tensor, y: torch.Tensor, eps: float, b
     return cascade(d.deployed(), adaptive_stages(d, eps, **stage_options), x, y, batch_size, progress)
 
 
-def summary_table(results: dict, label: str = "defense") -> "pd.DataFrame":
+def summary_table(results: dict, label: str = LABEL) -> "pd.DataFrame":
     """One row per evaluated model of ``results`` (``{name: CascadeResult}``): clean accuracy, the
     accuracy under the paper's attack (the stage with that role; NaN where there is none), the worst
     case, each with its 95% interval (fractions), the other stage that broke the most images

@@ -20,6 +20,7 @@ from pathlib import Path
 from .chapter import DEFENSE, FGSM_TRAINED, OTHER, PGD_TRAINED, UNDEFENDED, Source
 from .chapters import CHAPTERS, chapter
 from .checks import check_choice
+from .schema import ADAPTIVE, label_column, validate_table
 
 __all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED",
            "PGD_TRAINED", "OTHER", "leaderboard", "security_curves", "headline", "by_defense", "exercise_reference"]
@@ -79,13 +80,12 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
         table = res.get("tables", {}).get("adaptive")
         if not table:
             raise KeyError(f"{s.results}.json has no adaptive table: re-run notebooks/{s.notebook}.ipynb")
-        t = pd.DataFrame(table)
-        label = "defense" if "defense" in t.columns else "model"
-        t = t.set_index(label)
+        validate_table(ADAPTIVE, table, legacy=True)
+        t = pd.DataFrame(table).set_index(label_column(table))
         missing = [m for m in s.models if m not in t.index]
         if missing:
             raise KeyError(f"{s.results}.json's adaptive table has no rows {missing} (it has {list(t.index)})")
-        steps = getattr(cfg, "apgd_steps", None) or cfg.pgd_steps
+        steps = cfg.adaptive_steps
         for model, (role, training) in s.models.items():
             r = t.loc[model]
             ref = s.reference_of(model) if role == DEFENSE else ""

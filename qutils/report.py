@@ -100,15 +100,17 @@ def show(df, percent=(), intervals=None, eps=("eps",), wrap: int | None = 40, co
     return sty
 
 
-def cascade_summary(summary, label: str = "defense"):
-    """A :func:`qutils.cascade.summary_table` for the page: one row per ``label`` (its first column) with
-    clean accuracy, the paper's attack and the adaptive worst case (95% intervals), and the later
-    attack that broke the most images."""
+def cascade_summary(summary, label: str = "model", title: str | None = None):
+    """A :func:`qutils.cascade.summary_table` for the page: one row per ``label`` (its first column,
+    headed ``title``, default the label) with clean accuracy, the paper's attack and the adaptive worst
+    case (95% intervals), and the later attack that broke the most images."""
+    rename = {"decisive": "attack that broke the most"}
+    if title and title != label:
+        rename[label] = title
     return show(summary, intervals={"clean (%)": ("clean", "clean_lo", "clean_hi"),
                                     "paper's attack (%)": ("paper", "paper_lo", "paper_hi"),
                                     "worst case (%)": ("worst", "worst_lo", "worst_hi")},
-                columns=[label, "clean (%)", "paper's attack (%)", "worst case (%)", "decisive"],
-                rename={"decisive": "attack that broke the most"})
+                columns=[label, "clean (%)", "paper's attack (%)", "worst case (%)", "decisive"], rename=rename)
 
 
 def gains(table, paper: str = "paper's PGD (%)"):

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from .metrics import Accuracy
+from .schema import validate_table
 from .profiles import Profile
 from .utils import code_version, environment
 
@@ -77,6 +78,7 @@ class Results:
             raise ValueError(f"a table named {name!r} is already recorded for {self.chapter}; give each table its "
                              "own name (the second would overwrite the first in the results file)")
         rows = frame.to_dict(orient="records") if hasattr(frame, "to_dict") else list(frame)
+        validate_table(name, rows)  # the tables the book's summaries read have a declared shape
         self.tables[name] = rows
 
     def add_tables(self, tables: dict) -> None:

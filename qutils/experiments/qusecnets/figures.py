@@ -117,6 +117,7 @@ def adversarial_training(zoo: dict):
 
 def paper_vs_adaptive(table: pd.DataFrame):
     """The paper's attack against the adaptive worst case, per defense, with 95% intervals."""
+    table = table.rename(columns={"model": "defense"})
     long = pd.concat([
         table.assign(setting="the paper's attack (FGSM)", accuracy=table.paper, ci_low=table.paper_lo,
                      ci_high=table.paper_hi),

@@ -174,7 +174,7 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfi
 def adaptive_table(results: dict) -> pd.DataFrame:
     """One row per defense: clean, the paper's attack, the worst case and the stage that broke the most
     images (:func:`qutils.cascade.summary_table`)."""
-    return summary_table(results, "defense")
+    return summary_table(results, "model")
 
 
 def adaptive_curves(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, name: str = "CQ n=2"):

@@ -20,4 +20,4 @@ def show_minimum_norm(tabs: dict):
 def show_adaptive(summary: pd.DataFrame):
     """One row per defense: clean, the paper's attack, the adaptive worst case, and the attack that
     broke the most images (:func:`.measure.adaptive_table`)."""
-    return report.cascade_summary(summary, "defense")
+    return report.cascade_summary(summary, "model", title="defense")
