@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from .metrics import Accuracy
-from .schema import validate_table
+from .schema import ADAPTIVE, CASCADE_PREFIX, validate_table
 from .profiles import Profile
 from .utils import code_version, environment
 
@@ -86,6 +86,21 @@ class Results:
         for name, frame in tables.items():
             self.add_table(name, frame)
 
+    def add_cascades(self, results: dict) -> None:
+        """A page's adaptive evaluation (``{model: CascadeResult}``) in one call: the summary table
+        ``"adaptive"`` (:func:`qutils.cascade.summary_table`), one ``"cascade: <model>"`` table per model,
+        and per model its clean accuracy, the paper's attack (where the cascade has one) and the adaptive
+        worst case as accuracies labelled ``model`` and ``measurement``."""
+        from .cascade import summary_table
+
+        self.add_table(ADAPTIVE, summary_table(results))
+        for name, r in results.items():
+            self.add_table(f"{CASCADE_PREFIX}{name}", r.table())
+            self.add(r.clean, model=name, measurement="clean")
+            if r.paper_stage() is not None:
+                self.add(r.paper_accuracy(), model=name, measurement="paper's attack")
+            self.add(r.worst, model=name, measurement="adaptive worst case")
+
     def to_frame(self):
         import pandas as pd
 
@@ -116,6 +131,24 @@ class Results:
         path.write_text(text + "\n")
         print(f"wrote {path.name}: {len(self.records)} accuracies, {len(self.tables)} tables")
         return path
+
+
+def save_page(chapter: str, session, config, tables: dict | None = None, cascades: dict | None = None, ledger=None,
+              accuracies=()) -> Results | None:
+    """Everything a page records, in one call: its ``tables`` (``{name: frame}``), its adaptive
+    evaluation (``cascades``, :meth:`Results.add_cascades`), extra ``accuracies`` (``(Accuracy, labels)``
+    pairs), its part of the claims ledger (``ledger.save``), all under ``results/<chapter>.json`` with
+    the session's profile and device and the chapter's ``config``. Returns the :class:`Results`."""
+    res = Results(chapter, session.profile, session.device, config=config)
+    res.add_tables(tables or {})
+    if cascades:
+        res.add_cascades(cascades)
+    for acc, labels in accuracies:
+        res.add(acc, **labels)
+    if ledger is not None:
+        ledger.save(res)
+    res.save()
+    return res
 
 
 def notebook_of(chapter: str) -> str:

@@ -49,9 +49,14 @@ def label_column(frame) -> str:
     raise ValueError(f"an adaptive table needs the label column {LABEL!r}; it has {sorted(keys)}")
 
 
+def _is_nan(v) -> bool:
+    """NaN as a float, or as the results file writes it (JSON has no NaN: the string "nan")."""
+    return (isinstance(v, float) and math.isnan(v)) or v == "nan"
+
+
 def _interval(table: str, row: dict, value: str, lo: str, hi: str, allow_nan: bool = False) -> None:
     v, a, b = (row[k] for k in (value, lo, hi))
-    if allow_nan and all(isinstance(t, float) and math.isnan(t) for t in (v, a, b)):
+    if allow_nan and all(_is_nan(t) for t in (v, a, b)):
         return
     try:
         ok = 0.0 <= float(a) <= float(v) <= float(b) <= 1.0
