@@ -15,8 +15,18 @@ from qutils.profiles import get_profile
 from qutils.results import load_results, results_dir
 
 #: what every chapter package exports, and what the book-wide pages and the chapter's notebooks call
-REQUIRED = ("CHAPTER", "CLAIMS", "config_for", "train_zoo", "test_images", "adaptive", "adaptive_table",
-            "exercise_reference", "ledger", "figures")
+REQUIRED = ("CHAPTER", "CLAIMS", "config_for", "train_zoo", "test_images", "paper_attack", "cascade_stages", "adaptive",
+            "adaptive_table", "exercise_reference", "ledger", "figures")
+#: the functions every chapter implements with one signature (name, default), so a book-wide page or a
+#: contributor calls any chapter the same way
+SIGNATURES = {
+    "config_for": [("dataset", None), ("profile", None)],
+    "paper_attack": [("m", None), ("cfg", None), ("eps", None)],
+    "cascade_stages": [("m", None), ("cfg", None), ("eps", None), ("source", None), ("light", False)],
+    "adaptive": [("models", None), ("x", None), ("y", None), ("cfg", None), ("eps", None), ("n", None),
+                 ("names", None), ("source", None), ("light", False), ("progress", True)],
+    "adaptive_table": [("results", None)],
+}
 IDS = [c.paper for c in CHAPTERS]
 
 
@@ -42,9 +52,15 @@ def test_a_chapter_package_provides_the_contract(ch):
     for dataset in ch.sources:
         cfg = pkg.config_for(dataset, get_profile("smoke"))
         assert isinstance(cfg, ch.config) and cfg.dataset == dataset and cfg.eps > 0
-    # the test images and the adaptive evaluation take the configuration in the same place
+    # the test images take the configuration first; the adaptive evaluation has one signature everywhere
     assert list(inspect.signature(pkg.test_images).parameters)[0] == "cfg"
-    assert list(inspect.signature(pkg.adaptive).parameters)[1:4] == ["x", "y", "cfg"]
+    for name, params in SIGNATURES.items():
+        got = [(p.name, None if p.default is inspect.Parameter.empty else p.default)
+               for p in inspect.signature(getattr(pkg, name)).parameters.values()]
+        assert got == params, f"qutils.experiments.{ch.paper}.{name} has the signature {got}, the contract {params}"
+    # every chapter's config names the cascade's steps and its designed attacks' settings the same way
+    cfg = pkg.config_for(next(iter(ch.sources)), get_profile("smoke"))
+    assert cfg.adaptive_steps > 0 and isinstance(cfg.designed_options, dict)
 
 
 @pytest.mark.parametrize("ch", CHAPTERS, ids=IDS)

@@ -21,13 +21,14 @@ import torch.nn as nn
 from ...attacks import CWL2, FGSM, PGD, ZOO, Adaptive, margin
 from ...cascade import (Stage, adaptive_stages, gain_table as _gain_table, run_cascades, summary_table,
                         transfer_stage)
+from ...defenses.protocol import as_defense
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, batch_dependence, quantizers
 from ...features import hooked, penultimate as _penultimate, tsne_2d
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, compare_accuracies, distances, pick, predict,
                          robust_accuracy)
 from ...progress import progress as _progress
 from .config import FULL_PRECISION, DQAConfig, name_of
-from .zoo import Zoo, deployed
+from .zoo import Zoo
 
 __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table", "finite_differences",
            "transfer_table", "activation_values", "penultimate", "tsne_embedding", "batch_scope", "paper_pgd",
@@ -40,9 +41,14 @@ GRADIENTS = ("autograd", "straight-through")
 def views(model: nn.Module) -> dict:
     """``{"autograd": deployed, "straight-through": training view}``: the two gradients an attack on a
     DQA network can take (the same model twice for a full-precision network)."""
-    if isinstance(model, DQANet):
-        return {"autograd": model.deployed(), "straight-through": model.view("identity")}
-    return {"autograd": model, "straight-through": model}
+    d = as_defense(model)
+    through = d.attack_views().get("straight-through")
+    return {"autograd": d.deployed(), "straight-through": d.deployed() if through is None else through.model}
+
+
+def _quantized(model: nn.Module) -> bool:
+    """Does ``model`` have a straight-through gradient besides its own (a DQA network)?"""
+    return "straight-through" in as_defense(model).attack_views()
 
 
 def paper_pgd(cfg: DQAConfig, eps: float | None = None) -> PGD:
@@ -66,11 +72,11 @@ def table1(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, progr
     rows = []
     for name in _progress(list(models), enabled=progress, desc="table 1"):
         m = models[name]
-        rows.append(_row(accuracy(deployed(m), xe, ye), model=name, gradient="-"))
+        rows.append(_row(accuracy(as_defense(m).deployed(), xe, ye), model=name, gradient="-"))
         for attack in (paper_pgd(cfg), FGSM(cfg.eps)):
             acc = _attacked(m, attack, xe, ye, "autograd")
             # a full-precision network has one gradient: its straight-through row is the same number
-            st = _attacked(m, attack, xe, ye, "straight-through") if isinstance(m, DQANet) else acc
+            st = _attacked(m, attack, xe, ye, "straight-through") if _quantized(m) else acc
             rows += [_row(acc, model=name, gradient="autograd"), _row(st, model=name, gradient="straight-through")]
     return pd.DataFrame(rows)
 
@@ -82,7 +88,7 @@ def seed_table(zoo: Zoo, names, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig
     rows = []
     for name in names:
         for seed, m in zoo.seeds_of(name).items():
-            rows.append(_row(accuracy(deployed(m), x[:n], y[:n]), model=name, seed=seed, gradient="-"))
+            rows.append(_row(accuracy(as_defense(m).deployed(), x[:n], y[:n]), model=name, seed=seed, gradient="-"))
             for g in GRADIENTS:
                 rows.append(_row(_attacked(m, paper_pgd(cfg), x[:n], y[:n], g), model=name, seed=seed, gradient=g))
     return pd.DataFrame(rows)
@@ -123,7 +129,7 @@ def cw_table(zoo: Zoo, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, progres
              if n in zoo.adversarial]
     rows = []
     for training, name, m in _progress(plan, enabled=progress, desc="C&W L2"):
-        for g in GRADIENTS if isinstance(m, DQANet) else ("autograd",):
+        for g in GRADIENTS if _quantized(m) else ("autograd",):
             v = views(m)
             atk = cw if g == "autograd" else Adaptive(cw, v["straight-through"], how="straight-through")
             x_adv = atk(v["autograd"], xc, yc)
@@ -146,7 +152,7 @@ def zoo_table(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, pr
     zoo = ZOO(steps=cfg.zoo_iterations, binary_search_steps=1, initial_const=10.0, h=cfg.fd_h, seed=cfg.seed)
     rows = []
     for name in _progress(list(models), enabled=progress, desc="ZOO"):
-        m = deployed(models[name])
+        m = as_defense(models[name]).deployed()
         ok = predict(m, xz) == yz.cpu()
         x_adv = zoo(m, xz[ok], yz[ok])
         d = distances(m, xz[ok], x_adv, yz[ok], "L2")
@@ -165,7 +171,7 @@ def finite_differences(models: dict, x: torch.Tensor, y: torch.Tensor, steps=(1e
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for name, model in models.items():
-        m = deployed(model)
+        m = as_defense(model).deployed()
         n, d = len(x), x[0].numel()
         idx = torch.stack([torch.randperm(d, generator=gen)[:coords] for _ in range(n)])
         for h in steps:
@@ -192,7 +198,7 @@ def transfer_table(models: dict, substitutes: dict, x: torch.Tensor, y: torch.Te
         rows.append(_row(accuracy(src, xe, ye), source=src_name, model=src_name, setting="clean"))
         rows.append(_row(acc_src, source=src_name, model=src_name, setting="attacked"))
         for name, m in models.items():
-            d = deployed(m)
+            d = as_defense(m).deployed()
             rows.append(_row(accuracy(d, xe, ye), source=src_name, model=name, setting="clean"))
             rows.append(_row(Accuracy(int((predict(d, x_adv) == ye).sum()), n, f"PGD transfer from {src_name}",
                                       "black-box (transfer)", "Linf", cfg.eps, cfg.pgd_steps),
@@ -202,14 +208,14 @@ def transfer_table(models: dict, substitutes: dict, x: torch.Tensor, y: torch.Te
 
 def activation_values(model: nn.Module, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
     """The output of the ``layer``-th activation (a quantizer, or the ReLU) of ``model`` on ``x``, flattened."""
-    m = deployed(model)
+    m = as_defense(model).deployed()
     acts = quantizers(m) or [a for a in m.modules() if isinstance(a, nn.ReLU)]
     return hooked(m, acts[layer], x, lambda i, o: o).flatten()
 
 
 def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The input of the last fully connected layer of the deployed model (what figure 3 embeds)."""
-    return _penultimate(deployed(model), x)
+    return _penultimate(as_defense(model).deployed(), x)
 
 
 def tsne_embedding(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig) -> pd.DataFrame:
@@ -319,7 +325,7 @@ def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConf
         m = models[name]
         for eps in cfg.epsilons:
             if eps == 0:
-                a = accuracy(deployed(m), xc, yc)
+                a = accuracy(as_defense(m).deployed(), xc, yc)
                 for what in ("PGD, autograd", "PGD, straight-through", "adaptive worst case"):
                     rows.append({**_row(a), "model": name, "attack": what, "eps": 0.0})
                 continue

@@ -13,13 +13,13 @@ import torch.nn as nn
 
 from ... import data as qdata
 from ... import models
-from ...defenses.dqa import DQANet, dqa_lenet, dqa_resnet18
+from ...defenses.dqa import dqa_lenet, dqa_resnet18
 from ...profiles import Profile
 from ...progress import progress as _progress
 from ...train import TrainConfig, TrainResult, get_trained
 from .config import SOURCES, DQAConfig, parse_name
 
-__all__ = ["Zoo", "build_model", "train_model", "train_zoo", "train_substitutes", "test_images", "deployed"]
+__all__ = ["Zoo", "build_model", "train_model", "train_zoo", "train_substitutes", "test_images"]
 
 
 @dataclass
@@ -115,11 +115,6 @@ def train_substitutes(cfg: DQAConfig, profile: Profile, device=None) -> dict:
                        select="clean", seed=7)
     return {name: get_trained(arch, cfg.dataset, tcfg, profile=profile, device=device, progress=False).model
             for name, arch in SOURCES.items()}
-
-
-def deployed(model: nn.Module) -> nn.Module:
-    """The model as the paper deploys it: exactly quantized, plain autograd (DQA), or as it is."""
-    return model.deployed() if isinstance(model, DQANet) else model
 
 
 def test_images(cfg: DQAConfig, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

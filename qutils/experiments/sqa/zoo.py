@@ -14,7 +14,8 @@ import torch.nn as nn
 
 from ... import data as qdata
 from ... import models
-from ...defenses.sqa import SQANet, sqa_resnet, sqa_vanilla
+from ...defenses.protocol import as_defense
+from ...defenses.sqa import sqa_resnet, sqa_vanilla
 from ...profiles import Profile
 from ...progress import progress as _progress
 from ...train import TrainConfig, TrainResult, get_trained
@@ -95,8 +96,7 @@ def train_model(name: str, cfg: SQAConfig, profile: Profile, seed: int, device=N
     prof = profile.replace(train_subset=min(limits) if limits else None)
     res = get_trained(lambda: build_model(name, cfg, seed)[0], cfg.dataset, train_config(name, cfg, seed),
                       profile=prof, key=key, device=device, progress=progress)
-    if isinstance(res.model, SQANet):
-        res.model.reseed(cfg.seed)
+    as_defense(res.model).reseed(cfg.seed)
     return res
 
 
@@ -116,7 +116,8 @@ def train_zoo(cfg: SQAConfig, profile: Profile, names=None, device=None, progres
 def reseeded(model: nn.Module, seed: int) -> nn.Module:
     """``model`` with its SQA draws restarted from ``seed`` (a model without SQA as it is): call it
     before each measurement so that every number is reproducible on its own."""
-    return model.reseed(seed) if isinstance(model, SQANet) else model
+    as_defense(model).reseed(seed)
+    return model
 
 
 def test_images(cfg: SQAConfig, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
