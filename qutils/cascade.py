@@ -40,7 +40,7 @@ from .metrics import Accuracy, _device_of, check_batch, predict
 from .progress import progress as _progress
 from .schema import LABEL, STAGE_ROLES
 
-__all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "run_cascades", "transfer_stage", "ROBUST", "CLEAN_ERROR"]
+__all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "run_cascades", "transfer_stage", "chapter_stages", "ROBUST", "CLEAN_ERROR"]
 
 ROBUST = "robust"  #: ``broken_by`` of an image no attack broke
 CLEAN_ERROR = "misclassified clean"  #: ``broken_by`` of an image the model gets wrong without an attack
@@ -226,6 +226,26 @@ def transfer_stage(label: str, source: nn.Module, description: str, eps: float, 
     """A transfer stage: APGD-CE crafted on ``source`` (``description`` names it in the attack's name),
     scored on the deployed model (a black-box attack that needs no gradient of the defense)."""
     return Stage(label, Transfer(APGD(eps, steps, seed=seed), source, description), "adaptive")
+
+
+def chapter_stages(m, cfg, eps: float, paper_attack: Stage | None, source=None, light: bool = False,
+                   source_name: tuple[str, str] = ("the substitute", "the substitute"), light_views: str = "first",
+                   eot: int | None = None, designed: dict | None = None, label_single_view: bool = True) -> list[Stage]:
+    """The cascade a chapter builds for one model from its config ``cfg`` (``adaptive_steps``,
+    ``apgd_targets``, ``square_queries``, ``designed_options``, ``seed``): :func:`adaptive_stages` with
+    the chapter's ``paper_attack``, the designed attacks (options ``designed``, default the config's),
+    transfer from ``source`` unless the model is the source (``source_name``: the stage's and the
+    substitute's names), and Square. ``light`` (the curves' cheaper cascade): no APGD-T, transfer or
+    Square, APGD-CE through ``light_views`` ("first" or "all")."""
+    transfer = None
+    if source is not None and source is not m and not light:
+        transfer = transfer_stage(f"transfer from {source_name[0]}", source, source_name[1], eps, cfg.adaptive_steps,
+                                  cfg.seed)
+    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets, eot=eot,
+                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack,
+                           designed=cfg.designed_options if designed is None else designed, transfer=transfer,
+                           targeted=not light, ce_views=light_views if light else "all",
+                           label_single_view=label_single_view, seed=cfg.seed)
 
 
 def run_cascades(models: dict, x: torch.Tensor, y: torch.Tensor, stages, images, names=None, seed: int | None = None,

@@ -20,7 +20,27 @@ from dataclasses import dataclass, field
 
 from .claims import Claim
 
-__all__ = ["Chapter", "Source", "ROLES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED", "PGD_TRAINED", "OTHER"]
+__all__ = ["CascadeSettings", "Chapter", "Source", "ROLES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED", "PGD_TRAINED", "OTHER"]
+
+
+class CascadeSettings:
+    """What every chapter's config says about its adaptive cascade under one name: a chapter's config
+    class (a dataclass) inherits this and names its own fields in :attr:`STEPS_FIELD` (the steps of
+    every APGD stage) and :attr:`DESIGNED_FIELDS` (the settings its defenses' designed attacks read,
+    :meth:`~qutils.defenses.protocol.Defense.designed_attacks`)."""
+
+    STEPS_FIELD = "apgd_steps"
+    DESIGNED_FIELDS: tuple = ()
+
+    @property
+    def adaptive_steps(self) -> int:
+        """Steps of every APGD stage of the chapter's cascade."""
+        return getattr(self, self.STEPS_FIELD)
+
+    @property
+    def designed_options(self) -> dict:
+        """``{setting: value}`` of the attacks designed for the chapter's defenses."""
+        return {f: getattr(self, f) for f in self.DESIGNED_FIELDS}
 
 #: the role a model plays in the comparison: the defense itself, or a baseline
 DEFENSE, UNDEFENDED, FGSM_TRAINED, PGD_TRAINED, OTHER = (

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ... import data as qdata
+from ...chapter import CascadeSettings
 from ...profiles import Profile
 
 __all__ = ["DQAConfig", "config_for", "FULL_PRECISION", "name_of", "parse_name", "SOURCES"]
@@ -39,7 +40,10 @@ def parse_name(name: str) -> tuple[str, int] | None:
 
 
 @dataclass
-class DQAConfig:
+class DQAConfig(CascadeSettings):
+    STEPS_FIELD = "apgd_steps"  #: the cascade's APGD steps (:class:`~qutils.chapter.CascadeSettings`)
+    #: the designed attacks' settings: annealed BPDA's steepnesses and steps per steepness
+    DESIGNED_FIELDS = ("anneal_z", "anneal_steps")
     dataset: str
     arch: str = "lenet"  #: section 4: LeNet on MNIST (ResNet-18 on CIFAR-10)
     bits: tuple[int, ...] = (1, 2, 3)  #: table 1
@@ -90,18 +94,6 @@ class DQAConfig:
     def headline(self) -> tuple[str, str]:
         """The pair the paper's abstract compares: the 2-bit dynamic DQA against full precision."""
         return name_of("dynamic", 2), FULL_PRECISION
-
-    @property
-    def adaptive_steps(self) -> int:
-        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
-        return self.apgd_steps
-
-    @property
-    def designed_options(self) -> dict:
-        """The settings of the attacks designed for this chapter's defenses
-        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
-        annealed BPDA's steepnesses and steps per steepness."""
-        return {"anneal_z": self.anneal_z, "anneal_steps": self.anneal_steps}
 
 
 def config_for(dataset: str, profile: Profile) -> DQAConfig:

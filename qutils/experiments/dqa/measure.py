@@ -19,8 +19,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, PGD, ZOO, Adaptive, margin
-from ...cascade import (Stage, adaptive_stages, gain_table as _gain_table, run_cascades, summary_table,
-                        transfer_stage)
+from ...cascade import Stage, chapter_stages, gain_table as _gain_table, run_cascades, summary_table
 from ...defenses.protocol import as_defense
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, batch_dependence, quantizers
 from ...features import hooked, penultimate as _penultimate, tsne_2d
@@ -268,14 +267,8 @@ def cascade_stages(m: nn.Module, cfg: DQAConfig, eps: float | None = None, sourc
     is the source, then Square on every survivor. ``light``: APGD-CE through the first view and the
     designed attack only."""
     eps = cfg.eps if eps is None else eps
-    transfer = None
-    if source is not None and source is not m and not light:
-        transfer = transfer_stage("transfer from full precision", source, "the PGD-trained full-precision LeNet", eps,
-                                  cfg.adaptive_steps, cfg.seed)
-    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
-                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
-                           designed=cfg.designed_options, transfer=transfer, targeted=not light,
-                           ce_views="first" if light else "all", seed=cfg.seed)
+    return chapter_stages(m, cfg, eps, paper_attack(m, cfg, eps), source, light,
+                          ("full precision", "the PGD-trained full-precision LeNet"))
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, eps: float | None = None,

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ... import data as qdata
+from ...chapter import CascadeSettings
 from ...profiles import Profile
 
 __all__ = ["GCLNConfig", "config_for", "QS_RATIOS", "PAPER_QS"]
@@ -24,7 +25,10 @@ QS_RATIOS = (0.25, 5 / 8, 10 / 8, 2.5)
 
 
 @dataclass
-class GCLNConfig:
+class GCLNConfig(CascadeSettings):
+    STEPS_FIELD = "apgd_steps"  #: the cascade's APGD steps (:class:`~qutils.chapter.CascadeSettings`)
+    #: the designed attacks' settings: low-frequency PGD's band and relative step size
+    DESIGNED_FIELDS = ("lowfreq_keep", "rel_stepsize")
     dataset: str
     eps: float = 0.3  #: the book's common MNIST radius (the paper: 8/255 on CIFAR-10, 12/255 on SVHN)
     attack_steps: int = 10  #: section 4.2: 10 iterations ...
@@ -80,18 +84,6 @@ class GCLNConfig:
     def model_name(self, q: float) -> str:
         """``"GCLN (Qs=48)"``: a GCLN model by its step on the paper's 0-255 scale."""
         return f"GCLN (Qs={255 * q:.0f})"
-
-    @property
-    def adaptive_steps(self) -> int:
-        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
-        return self.apgd_steps
-
-    @property
-    def designed_options(self) -> dict:
-        """The settings of the attacks designed for this chapter's defenses
-        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
-        low-frequency PGD's band and relative step size."""
-        return {"lowfreq_keep": self.lowfreq_keep, "rel_stepsize": self.rel_stepsize}
 
 
 def config_for(dataset: str, profile: Profile) -> GCLNConfig:

@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 
 from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import (Stage, adaptive_stages, compare_table, curve_rows, gain_table as _gain_table, run_cascades,
-                        summary_table, transfer_stage)
+from ...cascade import (Stage, chapter_stages, compare_table, curve_rows, gain_table as _gain_table, run_cascades,
+                        summary_table)
 from ...defenses.protocol import as_defense
 from ...defenses.gcln import GCLN, block_dct
 from ...defenses.squeeze import BitDepthReduction, InputTransformModel
@@ -202,13 +202,7 @@ def cascade_stages(m: nn.Module, cfg: GCLNConfig, eps: float | None = None, sour
     (:meth:`~qutils.defenses.gcln.GCLN.designed_attacks`: low-frequency PGD, GCLN only), transfer from
     ``source`` (the substitute) and Square. ``light``, the curves' cascade: no APGD-T, transfer or Square."""
     eps = cfg.eps if eps is None else eps
-    transfer = None
-    if source is not None and source is not m and not light:
-        transfer = transfer_stage("transfer from the substitute", source, "the substitute", eps, cfg.adaptive_steps,
-                                  cfg.seed)
-    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
-                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
-                           designed=cfg.designed_options, transfer=transfer, targeted=not light, seed=cfg.seed)
+    return chapter_stages(m, cfg, eps, paper_attack(m, cfg, eps), source, light, light_views="all")
 
 
 def adaptive(models: dict, x, y, cfg: GCLNConfig, eps: float | None = None, n: int | None = None, names=None,

@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ... import data as qdata
+from ...chapter import CascadeSettings
 from ...profiles import Profile
 
 __all__ = ["QLayerConfig", "config_for", "ablation_config", "VAL_SOURCE", "SOURCE_A", "SOURCE_B", "RAW", "ADV",
@@ -24,7 +25,10 @@ PAIRS = (("Q-base", "CNN"), ("Q-large", "CNN"), ("Q-base + adv", "CNN + adv"), (
 
 
 @dataclass
-class QLayerConfig:
+class QLayerConfig(CascadeSettings):
+    STEPS_FIELD = "pgd_steps"  #: the cascade's APGD steps (:class:`~qutils.chapter.CascadeSettings`)
+    #: the designed attacks' settings: the soft assignment's temperature
+    DESIGNED_FIELDS = ("soft_temperature",)
     dataset: str
     epsilons: tuple[float, ...] = (0.2, 0.3)  #: attack radii of tables 1-3 (section 4.1.1); the last is the headline
     adv_eps: float = 0.2  #: FGSM radius of adversarial training (section 4.1.1)
@@ -62,18 +66,6 @@ class QLayerConfig:
     def eps(self) -> float:
         """The headline radius: the larger of :attr:`epsilons` (the adaptive test's radius)."""
         return max(self.epsilons)
-
-    @property
-    def adaptive_steps(self) -> int:
-        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
-        return self.pgd_steps
-
-    @property
-    def designed_options(self) -> dict:
-        """The settings of the attacks designed for this chapter's defenses
-        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
-        the soft assignment's temperature."""
-        return {"soft_temperature": self.soft_temperature}
 
 
 def config_for(dataset: str, profile: Profile) -> QLayerConfig:

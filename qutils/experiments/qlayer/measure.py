@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...attacks import BIM, FGSM, Adaptive, CWLinf
-from ...cascade import Stage, adaptive_stages, run_cascades, summary_table, transfer_stage
+from ...cascade import Stage, chapter_stages, run_cascades, summary_table
 from ...defenses.protocol import as_defense
 from ...defenses.qlayer import QLayerNet
 from ...evaluate import Accuracy, accuracy, compare_accuracies, accuracy_row as _row, pick, predict, robust_accuracy
@@ -286,14 +286,8 @@ def cascade_stages(m: nn.Module, cfg: QLayerConfig, eps: float | None = None, so
     Nothing is random at test time, so no EOT. ``light``: APGD-CE through the first view and the
     designed attack only."""
     eps = cfg.eps if eps is None else eps
-    transfer = None
-    if source is not None and source is not m and not light:
-        transfer = transfer_stage("transfer from the black-box source", source, "the black-box source", eps,
-                                  cfg.adaptive_steps, cfg.seed)
-    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
-                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
-                           designed=cfg.designed_options, transfer=transfer, targeted=not light,
-                           ce_views="first" if light else "all", seed=cfg.seed)
+    return chapter_stages(m, cfg, eps, paper_attack(m, cfg, eps), source, light,
+                          ("the black-box source", "the black-box source"))
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig, eps: float | None = None,

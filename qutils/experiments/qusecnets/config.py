@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ... import data as qdata
+from ...chapter import CascadeSettings
 from ...profiles import Profile
 
 __all__ = ["QuSecNetsConfig", "config_for", "NO_DEFENSE", "SUBSTITUTE"]
@@ -15,7 +16,10 @@ SUBSTITUTE = "Substitute (black-box adversary)"
 
 
 @dataclass
-class QuSecNetsConfig:
+class QuSecNetsConfig(CascadeSettings):
+    STEPS_FIELD = "pgd_steps"  #: the cascade's APGD steps (:class:`~qutils.chapter.CascadeSettings`)
+    #: the designed attacks' settings: the threshold flip's pixels per step and steps
+    DESIGNED_FIELDS = ("flips", "flip_steps")
     dataset: str
     arch: str = "cleverhans_cnn"  #: paper, section IV
     cq_levels: tuple[int, ...] = (2, 3, 4)  #: CQ's n (figure 7 sweeps n; the paper does not list its values)
@@ -53,18 +57,6 @@ class QuSecNetsConfig:
     curve_images: int = 100  #: images of the accuracy-versus-epsilon curves and the audit
     seed: int = 0
     substitute_seed: int = 1
-
-    @property
-    def adaptive_steps(self) -> int:
-        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
-        return self.pgd_steps
-
-    @property
-    def designed_options(self) -> dict:
-        """The settings of the attacks designed for this chapter's defenses
-        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
-        the threshold flip's pixels per step and steps."""
-        return {"flips": self.flips, "flip_steps": self.flip_steps}
 
 
 def config_for(dataset: str, profile: Profile) -> QuSecNetsConfig:

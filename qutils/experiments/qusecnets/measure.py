@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, all_targets
-from ...cascade import Stage, adaptive_stages, run_cascades, summary_table, transfer_stage
+from ...cascade import Stage, chapter_stages, run_cascades, summary_table
 from ...defenses import QuSecNet
 from ...defenses.protocol import as_defense
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, attack_table, compare_accuracies, defense_table, pick,
@@ -151,14 +151,7 @@ def cascade_stages(m: nn.Module, cfg: QuSecNetsConfig, eps: float | None = None,
     bit-depth reduction), transfer from ``source`` if given, and Square on every survivor. ``light``:
     APGD-CE through the first view and the designed attack only."""
     eps = cfg.eps if eps is None else eps
-    transfer = None
-    if source is not None and source is not m and not light:
-        transfer = transfer_stage("transfer from the substitute", source, "the substitute", eps, cfg.adaptive_steps,
-                                  cfg.seed)
-    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets,
-                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
-                           designed=cfg.designed_options, transfer=transfer, targeted=not light,
-                           ce_views="first" if light else "all", seed=cfg.seed)
+    return chapter_stages(m, cfg, eps, paper_attack(m, cfg, eps), source, light)
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, eps: float | None = None,

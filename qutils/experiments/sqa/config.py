@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ... import data as qdata
+from ...chapter import CascadeSettings
 from ...profiles import Profile
 
 __all__ = ["SQAConfig", "config_for", "ModelSpec", "SPECS", "TABLE1", "BASELINES", "FIGURE1", "HEADLINE"]
@@ -49,7 +50,10 @@ HEADLINE = ("LARGE SQA", "LARGE full")  #: the paper's headline pair (table 1)
 
 
 @dataclass
-class SQAConfig:
+class SQAConfig(CascadeSettings):
+    STEPS_FIELD = "apgd_steps"  #: the cascade's APGD steps (:class:`~qutils.chapter.CascadeSettings`)
+    #: the designed attacks' settings: EOT-PGD's draws per step and margin
+    DESIGNED_FIELDS = ("eot", "confidence")
     dataset: str
     scope: str = "sample"  #: our reading of "for all j in J" (see qutils.defenses.sqa)
     lr: float = 0.1  #: section 4.1: SGD, lr 0.1, momentum 0.9, weight decay 5e-4
@@ -108,18 +112,6 @@ class SQAConfig:
     def seeds_of(self, name: str) -> tuple[int, ...]:
         """The training seeds of ``name``: ``sqa_seeds`` for an SQA model, ``seeds`` for the others."""
         return self.sqa_seeds if SPECS[name].sqa and SPECS[name].mode == "stochastic" else self.seeds
-
-    @property
-    def adaptive_steps(self) -> int:
-        """Steps of every APGD stage of the chapter's cascade (the same name in every chapter)."""
-        return self.apgd_steps
-
-    @property
-    def designed_options(self) -> dict:
-        """The settings of the attacks designed for this chapter's defenses
-        (:meth:`~qutils.defenses.protocol.Defense.designed_attacks`):
-        EOT-PGD's draws per step and margin."""
-        return {"eot": self.eot, "confidence": self.confidence}
 
 
 def config_for(dataset: str, profile: Profile) -> SQAConfig:

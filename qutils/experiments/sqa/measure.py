@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from ... import data as qdata
 from ...attacks import EOTPGD, FGSM, PGD, Adaptive, CWLinf
-from ...cascade import (Stage, adaptive_stages, compare_table, curve_rows, run_cascades, transfer_stage,
+from ...cascade import (Stage, chapter_stages, compare_table, curve_rows, run_cascades,
                         gain_table as _gain_table, summary_table)
 from ...defenses.protocol import as_defense
 from ...defenses.sqa import SQANet, StochasticQuantizedActivation, sqa_layers
@@ -280,14 +280,9 @@ def cascade_stages(m: nn.Module, cfg: SQAConfig, eps: float | None = None, sourc
     cheaper cascade (APGD-CE through the first view, the designed attack, a quarter of the EOT draws)."""
     eps = cfg.eps if eps is None else eps
     eot = max(1, cfg.eot // 4) if light else cfg.eot
-    transfer = None
-    if source is not None and source is not m and not light:
-        transfer = transfer_stage("transfer from the undefended LARGE", source, "the undefended LARGE", eps,
-                                  cfg.adaptive_steps, cfg.seed)
-    return adaptive_stages(m, eps, steps=cfg.adaptive_steps, targets=cfg.apgd_targets, eot=eot,
-                           square_queries=0 if light else cfg.square_queries, paper_attack=paper_attack(m, cfg, eps),
-                           designed={**cfg.designed_options, "eot": eot}, transfer=transfer, targeted=not light,
-                           ce_views="first" if light else "all", label_single_view=False, seed=cfg.seed)
+    return chapter_stages(m, cfg, eps, paper_attack(m, cfg, eps), source, light,
+                          ("the undefended LARGE", "the undefended LARGE"), eot=eot,
+                          designed={**cfg.designed_options, "eot": eot}, label_single_view=False)
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: SQAConfig, eps: float | None = None,
