@@ -26,6 +26,7 @@ SIGNATURES = {
     "adaptive": [("models", None), ("x", None), ("y", None), ("cfg", None), ("eps", None), ("n", None),
                  ("names", None), ("source", None), ("light", False), ("progress", True)],
     "adaptive_table": [("results", None)],
+    "test_images": [("cfg", None), ("n", None)],
 }
 IDS = [c.paper for c in CHAPTERS]
 
@@ -52,8 +53,9 @@ def test_a_chapter_package_provides_the_contract(ch):
     for dataset in ch.sources:
         cfg = pkg.config_for(dataset, get_profile("smoke"))
         assert isinstance(cfg, ch.config) and cfg.dataset == dataset and cfg.eps > 0
-    # the test images take the configuration first; the adaptive evaluation has one signature everywhere
-    assert list(inspect.signature(pkg.test_images).parameters)[0] == "cfg"
+    # the zoo: the configuration and the profile first, then which models, the device and a progress bar
+    zoo = list(inspect.signature(pkg.train_zoo).parameters)
+    assert zoo[:2] == ["cfg", "profile"] and {"device", "progress"} <= set(zoo), zoo
     for name, params in SIGNATURES.items():
         got = [(p.name, None if p.default is inspect.Parameter.empty else p.default)
                for p in inspect.signature(getattr(pkg, name)).parameters.values()]

@@ -400,3 +400,12 @@ def test_the_adaptive_pages_paper_protocol_equals_the_reproduction(trained_cnn, 
         a = X.pick(tabs["fgsm"], defense=name, setting="white-box", eps=cfg.eps)
         b = X.pick(ours, defense=name, setting="white-box", eps=cfg.eps)
         assert (a.correct, a.n) == (b.correct, b.n) and a.n == 60
+
+
+def test_the_zoo_trains_a_named_subset_and_refuses_unknown_names():
+    from qutils.experiments import qusecnets as X
+    from qutils.profiles import get_profile
+
+    cfg = X.config_for("mnist", get_profile("smoke"))
+    with pytest.raises(ValueError, match="no models \\['CQ n=9'\\]"):
+        X.train_zoo(cfg, get_profile("smoke"), names=["No defense", "CQ n=9"], progress=False)

@@ -46,8 +46,9 @@ def _qusecnet(cfg, kind: str, levels: int):
     return (lambda: QuSecNet(q(), _classifier(cfg))), {"arch": "qusecnet", "classifier": cfg.arch, "quantizer": key}
 
 
-def train_zoo(cfg: QuSecNetsConfig, profile: Profile, device=None, progress: bool = True) -> dict:
-    """Train (or load from the cache) every model of the chapter: ``{name: TrainResult}``."""
+def train_zoo(cfg: QuSecNetsConfig, profile: Profile, names=None, device=None, progress: bool = True) -> dict:
+    """Train (or load from the cache) every model of the chapter (``names``: these only):
+    ``{name: TrainResult}``."""
     info = _info(cfg)
     vq, vq_key = _qusecnet(cfg, "vq", cfg.vq_levels)
 
@@ -69,6 +70,12 @@ def train_zoo(cfg: QuSecNetsConfig, profile: Profile, device=None, progress: boo
         (BRELU, brelu, _train_cfg(cfg), {"arch": cfg.arch, "activation": f"brelu(t={cfg.brelu_t:g})"},
          GaussianAugmentation(cfg.gda_sigma)),
     ]
+    if names is not None:
+        known = [p[0] for p in plan]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"no models {unknown} in the QuSecNets zoo; it has {known}")
+        plan = [p for p in plan if p[0] in names]
     return {name: get_trained(fn, cfg.dataset, tcfg, profile=profile, key=key, device=device, progress=progress,
                               loss_fn=loss)
             for name, fn, tcfg, key, loss in _progress(plan, enabled=progress, desc="models")}
@@ -90,7 +97,8 @@ def defenses(zoo: dict, cfg: QuSecNetsConfig) -> dict:
     return {k: out[k] for k in order if k in out}
 
 
-def test_images(cfg: QuSecNetsConfig):
-    """The chapter's fixed test images (seed 1): enough for the reproduction and the adaptive test."""
-    test = qdata.load(cfg.dataset, "test").subset(max(cfg.eval_images, cfg.adaptive_images), seed=1)
+def test_images(cfg: QuSecNetsConfig, n: int | None = None):
+    """The chapter's fixed test images (seed 1): ``n``, by default enough for the reproduction and the
+    adaptive test."""
+    test = qdata.load(cfg.dataset, "test").subset(n or max(cfg.eval_images, cfg.adaptive_images), seed=1)
     return test.x, test.y
