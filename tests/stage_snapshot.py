@@ -90,7 +90,6 @@ def chapter_models():
     from qutils.defenses import BitDepthReduction, InputTransformModel
     from qutils.experiments import dqa, gcln, qlayer, qusecnets, sqa
     from qutils.profiles import get_profile
-    from qutils.train import TrainResult  # noqa: F401  (the zoo's record type)
 
     prof = get_profile("smoke")
     x, y = _images()

@@ -3,7 +3,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from qutils.attacks import FGSM, PGD
 from qutils.cascade import Stage, cascade, summary_table
