@@ -24,20 +24,26 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
+import random
+import tempfile
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as qdata
 from .attacks import FGSM, FGSMRS, PGD
-from .cache import cache_key_of, cached_state, state_fingerprint
+from .cache import cache_key_of, cached_state, entry_path, state_fingerprint
 from .metrics import accuracy, robust_accuracy
 from .profiles import Profile, get_device, get_profile
 from .progress import progress as _progress
-from .train_config import TrainConfig, make_optimizer, make_scheduler
+from .train_config import PER_STEP_SCHEDULES, TrainConfig, make_optimizer, make_scheduler
 from .utils import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained", "best_of_seeds",
@@ -56,24 +62,26 @@ class TrainResult:
         return pd.DataFrame(self.history)
 
 
-def _adversarial_batch(cfg: TrainConfig, model, x, y, step_seed: int):
+def _adversarial_batch(cfg: TrainConfig, model, x, y, step_seed: int, eps: float | None = None):
+    eps = cfg.adv_eps if eps is None else eps
     if cfg.adv == "fgsm":
-        return FGSM(cfg.adv_eps)(model, x, y)
+        return FGSM(eps)(model, x, y)
     if cfg.adv == "fgsm_rs":
-        return FGSMRS(cfg.adv_eps, seed=step_seed)(model, x, y)
-    return PGD(cfg.adv_eps, steps=cfg.adv_steps, seed=step_seed)(model, x, y)
+        return FGSMRS(eps, seed=step_seed)(model, x, y)
+    return PGD(eps, steps=cfg.adv_steps, seed=step_seed, keep=cfg.adv_iterate)(model, x, y)
 
 
 def training_step(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, xb: torch.Tensor,
                   yb: torch.Tensor, step_seed: int = 0, loss_fn: Callable | None = None,
-                  craft_on: Callable | None = None) -> float:
+                  craft_on: Callable | None = None, eps: float | None = None) -> float:
     """One iteration of ``cfg``'s training method on the batch ``xb, yb``: craft the adversarial
-    half (``cfg.adv``), ``(1 - w) loss(clean) + w loss(adversarial)``, one optimizer step. Returns the loss."""
+    half (``cfg.adv`` at radius ``eps``, default ``cfg.adv_eps``), ``(1 - w) loss(clean) + w
+    loss(adversarial)``, one optimizer step. Returns the loss."""
     loss_fn = loss_fn or (lambda m, x_, y_: F.cross_entropy(m(x_), y_))
     if cfg.adv == "none":
         loss = loss_fn(model, xb, yb)
     else:
-        xa = _adversarial_batch(cfg, craft_on(model) if craft_on else model, xb, yb, step_seed)
+        xa = _adversarial_batch(cfg, craft_on(model) if craft_on else model, xb, yb, step_seed, eps)
         w = cfg.adv_weight
         loss = (1 - w) * loss_fn(model, xb, yb) + w * loss_fn(model, xa, yb) if w < 1 else loss_fn(model, xa, yb)
     opt.zero_grad(set_to_none=True)
@@ -82,11 +90,51 @@ def training_step(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig
     return loss.item()
 
 
+def _save_progress(path: Path, state: dict) -> None:
+    """Write the state after an epoch atomically (an interruption never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _np_state():
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return (kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss)  # loadable with weights_only
+
+
+def _load_progress(path: Path, key: str) -> dict | None:
+    """The saved state of an interrupted run of the same configuration (``key``), or None."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("key") != key:
+            raise ValueError("saved for another configuration")
+        return state
+    except Exception as e:
+        warnings.warn(f"cannot resume from {path} ({type(e).__name__}: {e}); training from the start",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
 def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.TensorData | None,
           cfg: TrainConfig, device: torch.device | None = None, select_source: nn.Module | None = None,
           progress: bool = True, loss_fn: Callable | None = None,
-          on_epoch_end: Callable | None = None, craft_on: Callable | None = None) -> TrainResult:
+          on_epoch_end: Callable | None = None, craft_on: Callable | None = None,
+          resume: str | Path | None = None) -> TrainResult:
     """Train ``model`` in place and return it with its per-epoch history.
+
+    ``resume``: a file where the run's state (weights, optimizer, schedule, random generators,
+    history, best epoch so far) is saved after every epoch; a run that finds it there, saved by
+    the same configuration, continues after its last finished epoch and ends with the weights of
+    an uninterrupted run. It is removed when the run ends. :func:`get_trained` uses it.
+    ``cfg.patience``: stop once the selection score has not improved for that many epochs.
 
     ``loss_fn(model, x, y) -> loss`` replaces the default cross-entropy on logits, for defenses
     with their own objective; adversarial training then applies it to both halves.
@@ -105,8 +153,10 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
     device = device or get_device()
     gen = seed_everything(cfg.seed)
     model.to(device)
+    n_batches = math.ceil(len(train_data) / cfg.batch_size)
     opt = make_optimizer(cfg, model.parameters())
-    sched = make_scheduler(cfg, opt)
+    sched = make_scheduler(cfg, opt, n_batches)
+    per_step = cfg.schedule in PER_STEP_SCHEDULES
 
     # the mixed validation set's adversarial half, when crafted on a fixed source model, is fixed
     val_adv = None
@@ -115,9 +165,28 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
                                      return_adv=True)
 
     history, best_score, best_state, best_epoch = [], -math.inf, None, 0
-    n_batches = math.ceil(len(train_data) / cfg.batch_size)
-    step = 0
-    for epoch in range(1, cfg.epochs + 1):
+    step, first = 0, 1
+    resume = Path(resume) if resume is not None else None
+    run_key = f"{cfg.cache_key()}|{len(train_data)}|{None if val_data is None else len(val_data)}"
+    saved = _load_progress(resume, run_key)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        if sched is not None:
+            sched.load_state_dict(saved["sched"])
+        gen.set_state(saved["gen"])
+        torch.set_rng_state(saved["torch_rng"])
+        if saved["cuda_rng"]:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        random.setstate((saved["py_rng"][0], tuple(saved["py_rng"][1]), saved["py_rng"][2]))
+        kind, keys, pos, has_gauss, gauss = saved["np_rng"]
+        np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss))
+        history, best_score, best_state, best_epoch = (saved[k] for k in ("history", "best_score", "best_state",
+                                                                           "best_epoch"))
+        step, first = saved["step"], saved["epoch"] + 1
+    for epoch in range(first, cfg.epochs + 1):
+        if cfg.patience is not None and epoch - best_epoch > cfg.patience:
+            break
         model.train()
         perm = torch.randperm(len(train_data), generator=gen)
         total, count = 0.0, 0
@@ -125,11 +194,14 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             xb, yb = train_data.x[idx].to(device), train_data.y[idx].to(device)
-            loss = training_step(model, opt, cfg, xb, yb, cfg.seed * 1_000_003 + step, loss_fn, craft_on)
+            loss = training_step(model, opt, cfg, xb, yb, cfg.seed * 1_000_003 + step, loss_fn, craft_on,
+                                 eps=cfg.eps_at(step, n_batches))
             total += loss * len(idx)
             count += len(idx)
             step += 1
-        if sched is not None:
+            if per_step:
+                sched.step()
+        if sched is not None and not per_step:
             sched.step()
         row = {"epoch": epoch, "train_loss": total / count, "lr": opt.param_groups[0]["lr"]}
         if on_epoch_end is not None:
@@ -149,8 +221,17 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
         if score > best_score:
             best_score, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
+        if resume is not None and epoch < cfg.epochs:
+            _save_progress(resume, {
+                "key": run_key, "epoch": epoch, "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+                "sched": None if sched is None else sched.state_dict(), "gen": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], "py_rng": random.getstate(), "np_rng": _np_state(),
+                "history": history, "best_score": best_score, "best_state": best_state, "best_epoch": best_epoch})
     if best_state is not None:
         model.load_state_dict(best_state)
+    if resume is not None and resume.exists():
+        resume.unlink()
     model.eval()
     return TrainResult(model, history, best_epoch)
 
@@ -191,7 +272,7 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
         "dataset": name,
         "train_subset": profile.train_subset,
         "val_subset": profile.val_subset,
-        "train": dataclasses.asdict(cfg),
+        "train": cfg.cache_key(),
         "select_source": state_fingerprint(select_source) if select_source is not None else None,
         # a loss with settings (e.g. a noise level) names them in `cache_key`
         "loss": cache_key_of(loss_fn, "loss_fn") if loss_fn else None,
@@ -204,14 +285,17 @@ def get_trained(model_fn: str | Callable[[], nn.Module], dataset: str, cfg: Trai
     seed_everything(cfg.seed)  # the initial weights follow the training seed
     model = model_fn()
 
+    tag = f"{model_key.get('arch', 'model')}-{name}" if isinstance(model_key, dict) else "model"
+    entry = entry_path(config, tag)
+
     def build(m):
         tr = qdata.load(name, "train").subset(profile.train_subset, seed=cfg.seed)
         va = qdata.load(name, "val").subset(profile.val_subset, seed=cfg.seed) if cfg.select != "last" else None
         res = train(m, tr, va, cfg, device=device, select_source=select_source, progress=progress, loss_fn=loss_fn,
-                    on_epoch_end=on_epoch_end, craft_on=craft_on)
+                    on_epoch_end=on_epoch_end, craft_on=craft_on,
+                    resume=entry.with_name(entry.stem + ".partial") if use_cache else None)
         return {"history": res.history, "best_epoch": res.best_epoch}
 
-    tag = f"{model_key.get('arch', 'model')}-{name}" if isinstance(model_key, dict) else "model"
     model, extra, hit = cached_state(config, model, build, tag=tag, use_cache=use_cache)
     model.to(device).eval()
     return TrainResult(model, extra.get("history", []), extra.get("best_epoch", 0), from_cache=hit)

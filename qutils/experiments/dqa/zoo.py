@@ -4,7 +4,6 @@ the black-box attacks (table 6)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
@@ -85,7 +84,7 @@ def train_model(name: str, cfg: DQAConfig, profile: Profile, seed: int, device=N
     _, key = build_model(name, cfg)
     clean = get_trained(lambda: build_model(name, cfg)[0], cfg.dataset, _clean_cfg(cfg, seed), profile=profile,
                         key=key, device=device, progress=progress)
-    warm = {"warm_start": {**dataclasses.asdict(_clean_cfg(cfg, seed)), "train_subset": profile.train_subset}}
+    warm = {"warm_start": {**_clean_cfg(cfg, seed).cache_key(), "train_subset": profile.train_subset}}
     limits = [n for n in (profile.train_subset, cfg.adv_train_subset) if n is not None]
     adv_profile = profile.replace(train_subset=min(limits) if limits else None)
     adv = get_trained(lambda: copy.deepcopy(clean.model).train(), cfg.dataset, _adv_cfg(cfg, seed),
