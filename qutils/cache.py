@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["cache_dir", "config_hash", "entry_path", "cached_state", "CACHE_FORMAT", "state_fingerprint",
-           "cache_key_of"]
+           "cache_key_of", "atomic_save"]
 
 CACHE_FORMAT = 1  #: bump to invalidate every entry when the training code changes meaning
 
@@ -81,18 +81,24 @@ def cached_state(config: dict, model: nn.Module, build: Callable[[nn.Module], di
             return model, entry.get("extra") or {}, True
     extra = build(model) or {}
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        payload = {"config": json.loads(_canonical(config)), "state_dict": state, "extra": extra}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)  # atomic: a reader never sees half a file
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_save({"config": json.loads(_canonical(config)), "state_dict": state, "extra": extra}, path)
     return model, extra, False
+
+
+def atomic_save(payload, path: Path) -> None:
+    """``torch.save`` to a temporary file renamed over ``path``: a reader (or an interruption)
+    never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 # -- the parts of a cache key that are not plain settings --

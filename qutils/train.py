@@ -24,15 +24,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
-import random
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,6 +39,7 @@ from .metrics import accuracy, robust_accuracy
 from .profiles import Profile, get_device, get_profile
 from .progress import progress as _progress
 from .train_config import PER_STEP_SCHEDULES, TrainConfig, make_optimizer, make_scheduler
+from .train_state import load_progress, save_progress
 from .utils import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "make_optimizer", "make_scheduler", "train", "get_trained", "best_of_seeds",
@@ -88,39 +84,6 @@ def training_step(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig
     loss.backward()
     opt.step()
     return loss.item()
-
-
-def _save_progress(path: Path, state: dict) -> None:
-    """Write the state after an epoch atomically (an interruption never leaves half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _np_state():
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return (kind, torch.from_numpy(keys.copy()), pos, has_gauss, gauss)  # loadable with weights_only
-
-
-def _load_progress(path: Path, key: str) -> dict | None:
-    """The saved state of an interrupted run of the same configuration (``key``), or None."""
-    if path is None or not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("key") != key:
-            raise ValueError("saved for another configuration")
-        return state
-    except Exception as e:
-        warnings.warn(f"cannot resume from {path} ({type(e).__name__}: {e}); training from the start",
-                      RuntimeWarning, stacklevel=3)
-        return None
 
 
 def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.TensorData | None,
@@ -168,21 +131,11 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
     step, first = 0, 1
     resume = Path(resume) if resume is not None else None
     run_key = f"{cfg.cache_key()}|{len(train_data)}|{None if val_data is None else len(val_data)}"
-    saved = _load_progress(resume, run_key)
+    saved = load_progress(resume, run_key, model, opt, sched, gen)
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        if sched is not None:
-            sched.load_state_dict(saved["sched"])
-        gen.set_state(saved["gen"])
-        torch.set_rng_state(saved["torch_rng"])
-        if saved["cuda_rng"]:
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        random.setstate((saved["py_rng"][0], tuple(saved["py_rng"][1]), saved["py_rng"][2]))
-        kind, keys, pos, has_gauss, gauss = saved["np_rng"]
-        np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss))
-        history, best_score, best_state, best_epoch = (saved[k] for k in ("history", "best_score", "best_state",
-                                                                           "best_epoch"))
+        loop = saved["loop"]
+        history, best_score, best_state, best_epoch = (loop[k] for k in ("history", "best_score", "best_state",
+                                                                          "best_epoch"))
         step, first = saved["step"], saved["epoch"] + 1
     for epoch in range(first, cfg.epochs + 1):
         if cfg.patience is not None and epoch - best_epoch > cfg.patience:
@@ -222,12 +175,9 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
             best_score, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
         if resume is not None and epoch < cfg.epochs:
-            _save_progress(resume, {
-                "key": run_key, "epoch": epoch, "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
-                "sched": None if sched is None else sched.state_dict(), "gen": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], "py_rng": random.getstate(), "np_rng": _np_state(),
-                "history": history, "best_score": best_score, "best_state": best_state, "best_epoch": best_epoch})
+            save_progress(resume, run_key, epoch, step, model, opt, sched, gen,
+                          {"history": history, "best_score": best_score, "best_state": best_state,
+                           "best_epoch": best_epoch})
     if best_state is not None:
         model.load_state_dict(best_state)
     if resume is not None and resume.exists():
