@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NB     ?= notebooks/*.ipynb
 
-.PHONY: env book test unit nbval notebooks clean
+.PHONY: env book test unit nbval notebooks models export-models import-models clean
 
 env: $(STAMP)
 
@@ -40,6 +40,18 @@ nbval: env
 # re-execute notebooks in place with the outputs the book shows (QUTILS_PROFILE=book by default)
 notebooks: env
 	QUTILS_PROFILE=$${QUTILS_PROFILE:-book} $(PY) scripts/run_notebook.py $(NB)
+
+# train every model the book uses into the checkpoint cache (resumable; CHAPTER=dqa DATASET=mnist: one job)
+models: env
+	QUTILS_PROFILE=$${QUTILS_PROFILE:-book} $(PY) -m qutils.make_models $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(DATASET),--dataset $(DATASET))
+
+# move the trained zoo between machines: ARCHIVE=zoo.tar (every entry is checked on import)
+ARCHIVE ?= zoo.tar
+export-models: env
+	$(PY) -m qutils.cache_archive export $(ARCHIVE)
+
+import-models: env
+	$(PY) -m qutils.cache_archive import $(ARCHIVE)
 
 clean:
 	rm -rf _build

@@ -87,14 +87,17 @@ def cached_state(config: dict, model: nn.Module, build: Callable[[nn.Module], di
 
 
 def atomic_save(payload, path: Path) -> None:
-    """``torch.save`` to a temporary file renamed over ``path``: a reader (or an interruption)
-    never sees half a file."""
+    """``torch.save`` (``bytes``: written as they are) to a temporary file renamed over ``path``: a
+    reader (or an interruption) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        if isinstance(payload, bytes):
+            Path(tmp).write_bytes(payload)
+        else:
+            torch.save(payload, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -15,7 +15,7 @@ from qutils.profiles import get_profile
 from qutils.results import load_results, results_dir
 
 #: what every chapter package exports, and what the book-wide pages and the chapter's notebooks call
-REQUIRED = ("CHAPTER", "CLAIMS", "config_for", "train_zoo", "test_images", "paper_attack", "cascade_stages", "adaptive",
+REQUIRED = ("CHAPTER", "CLAIMS", "config_for", "train_zoo", "book_zoo", "test_images", "paper_attack", "cascade_stages", "adaptive",
             "adaptive_table", "exercise_reference", "ledger", "figures")
 #: the functions every chapter implements with one signature (name, default), so a book-wide page or a
 #: contributor calls any chapter the same way
@@ -27,6 +27,7 @@ SIGNATURES = {
                  ("names", None), ("source", None), ("light", False), ("progress", True)],
     "adaptive_table": [("results", None)],
     "test_images": [("cfg", None), ("n", None)],
+    "book_zoo": [("cfg", None), ("profile", None), ("device", None), ("progress", True)],
 }
 IDS = [c.paper for c in CHAPTERS]
 

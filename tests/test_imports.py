@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "qutils"
 #: the summaries above the chapters: they read every chapter's records
-ABOVE_CHAPTERS = {"qutils.chapters", "qutils.comparison", "qutils.ledger"}
+ABOVE_CHAPTERS = {"qutils.chapters", "qutils.comparison", "qutils.ledger", "qutils.make_models"}
 #: (importer prefix, forbidden prefix): a building block never reaches up
 FORBIDDEN = [("qutils.attacks", "qutils.defenses"), ("qutils.attacks", "qutils.models"),
              ("qutils.models", "qutils.defenses"), ("qutils.models", "qutils.attacks"),

@@ -10,10 +10,10 @@ from .measure import (GRADIENTS, activation_values, adaptive, adaptive_curves, a
                       seed_spread, seed_table, surviving_gains, table1, transfer_table, tsne_embedding,
                       views, zoo_table)
 from .paper import CLAIMS, PAPER, PARTS, ledger, paper_table1, paper_table4
-from .zoo import Zoo, build_model, test_images, train_model, train_substitutes, train_zoo
+from .zoo import book_zoo, Zoo, build_model, test_images, train_model, train_substitutes, train_zoo
 from ...evaluate import pick
 
-__all__ = ["CHAPTER", "DQAConfig", "config_for", "FULL_PRECISION", "SOURCES", "name_of", "parse_name", "Zoo", "build_model",
+__all__ = ["CHAPTER", "book_zoo", "DQAConfig", "config_for", "FULL_PRECISION", "SOURCES", "name_of", "parse_name", "Zoo", "build_model",
            "train_model", "train_zoo", "train_substitutes", "test_images", "GRADIENTS", "views",
            "paper_pgd", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table",
            "finite_differences", "transfer_table", "activation_values", "penultimate", "tsne_embedding",

@@ -18,7 +18,7 @@ from ...progress import progress as _progress
 from ...train import TrainConfig, TrainResult, get_trained
 from .config import SOURCES, DQAConfig, parse_name
 
-__all__ = ["Zoo", "build_model", "train_model", "train_zoo", "train_substitutes", "test_images"]
+__all__ = ["book_zoo", "Zoo", "build_model", "train_model", "train_zoo", "train_substitutes", "test_images"]
 
 
 @dataclass
@@ -114,6 +114,13 @@ def train_substitutes(cfg: DQAConfig, profile: Profile, device=None) -> dict:
                        select="clean", seed=7)
     return {name: get_trained(arch, cfg.dataset, tcfg, profile=profile, device=device, progress=False).model
             for name, arch in SOURCES.items()}
+
+
+def book_zoo(cfg: DQAConfig, profile: Profile, device=None, progress: bool = True) -> None:
+    """Train (or find cached) every model the chapter's pages use for ``cfg.dataset`` (``make models``):
+    table 1's zoo and table 6's substitutes."""
+    train_zoo(cfg, profile, device=device, progress=progress)
+    train_substitutes(cfg, profile, device=device)
 
 
 def test_images(cfg: DQAConfig, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

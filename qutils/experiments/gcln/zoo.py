@@ -24,7 +24,7 @@ from ...train import TrainConfig, get_trained
 from ...utils import seed_everything
 from .config import GCLNConfig
 
-__all__ = ["Zoo", "classifier_config", "cleaner_cache_config", "build_cleaner", "gcln_train_config", "train_classifiers", "attacked_pool", "train_cleaner", "train_zoo",
+__all__ = ["book_zoo", "Zoo", "classifier_config", "cleaner_cache_config", "build_cleaner", "gcln_train_config", "train_classifiers", "attacked_pool", "train_cleaner", "train_zoo",
            "test_images", "POOL_ATTACKS"]
 
 #: how the training images of G and D are attacked on the target: half PGD, half FGSM (the paper: "clean
@@ -172,6 +172,13 @@ def train_zoo(cfg: GCLNConfig, profile: Profile, qs=None, device=None, progress:
         zoo.defenses[item], zoo.detectors[item], zoo.histories[item] = defense, det, hist
         zoo.from_cache[cfg.model_name(item)] = hit
     return zoo
+
+
+def book_zoo(cfg: GCLNConfig, profile: Profile, device=None, progress: bool = True) -> None:
+    """Train (or find cached) every model the chapter's pages use for ``cfg.dataset`` (``make models``):
+    the classifiers and a GCLN per step of the MNIST page's sweep (``cfg.sweep_qs()``; table 1's two
+    on Fashion-MNIST)."""
+    train_zoo(cfg, profile, qs=cfg.sweep_qs() if cfg.dataset == "mnist" else None, device=device, progress=progress)
 
 
 def test_images(cfg: GCLNConfig, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

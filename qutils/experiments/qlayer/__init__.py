@@ -12,10 +12,10 @@ from .measure import (ablation_comparisons, ablation_grid, inner_comparisons, ad
                       headline_protocol, kl_divergence, paper_attack, paths, seed_spread, shift_table, shortcut_vs_e,
                       stage_table, surviving_gains, usage_table, white_box)
 from .paper import CLAIMS, PAPER, PROTOCOL, claims_of, compare, compare_grid, compare_long, ledger, paper_cells
-from .zoo import Zoo, build_model, seed_runs, spec, test_images, train_zoo
+from .zoo import book_zoo, Zoo, build_model, seed_runs, spec, test_images, train_zoo
 from ...evaluate import pick
 
-__all__ = ["CHAPTER", "QLayerConfig", "config_for", "ablation_config", "grid_names", "VAL_SOURCE", "SOURCE_A", "SOURCE_B", "RAW",
+__all__ = ["CHAPTER", "book_zoo", "QLayerConfig", "config_for", "ablation_config", "grid_names", "VAL_SOURCE", "SOURCE_A", "SOURCE_B", "RAW",
            "ADV", "MAIN", "PAIRS", "Zoo", "spec", "build_model", "train_zoo", "seed_runs", "test_images", "paths",
            "clean_rows", "black_box", "white_box", "headline_protocol", "seed_spread", "shortcut_vs_e", "kl_divergence",
            "concept_usage", "usage_table", "distribution_shift", "shift_table", "gradient_table", "paper_attack",

@@ -18,9 +18,9 @@ from ...defenses.qlayer import EPath, InactiveConceptUpdate, QLayerLoss, qlayer_
 from ...profiles import Profile
 from ...progress import progress as _progress
 from ...train import TrainConfig, best_of_seeds, get_trained
-from .config import MAIN, SOURCE_A, SOURCE_B, VAL_SOURCE, QLayerConfig
+from .config import MAIN, SOURCE_A, SOURCE_B, VAL_SOURCE, QLayerConfig, grid_names
 
-__all__ = ["Zoo", "spec", "build_model", "train_zoo", "seed_runs", "test_images", "SOURCES"]
+__all__ = ["book_zoo", "Zoo", "spec", "build_model", "train_zoo", "seed_runs", "test_images", "SOURCES"]
 
 #: the source models, none of which is ever evaluated: (name, architecture, config field of its seed)
 SOURCES = ((VAL_SOURCE, "cnn_a", "val_source_seed"), (SOURCE_A, "cnn_a", "source_seed"), (SOURCE_B, "cnn_b", "cnn_b_seed"))
@@ -127,6 +127,18 @@ def train_zoo(cfg: QLayerConfig, profile: Profile, names=MAIN, device=None, prog
         models_[name], results[name] = best.model, best
         rows += [{"model": name, **r} for r in table.to_dict("records")]
     return Zoo(models_, pd.DataFrame(rows), results)
+
+
+def book_zoo(cfg: QLayerConfig, profile: Profile, device=None, progress: bool = True) -> None:
+    """Train (or find cached) every model the chapter's pages use for ``cfg.dataset`` (``make models``):
+    the main models, and on MNIST Q-inner (page 09) and table 8's grid (page 10; its adversarially
+    trained half in the full profile only, as the page)."""
+    names = list(MAIN)
+    if cfg.dataset == "mnist":
+        names += ["Q-inner", "Q-large, shared", *grid_names(cfg).values()]
+        if profile.name == "full":
+            names += list(grid_names(cfg, adv=True).values())
+    train_zoo(cfg, profile, names=list(dict.fromkeys(names)), device=device, progress=progress)
 
 
 def _target_training(name: str, cfg: QLayerConfig, val_source: nn.Module):

@@ -10,9 +10,9 @@ from .measure import (adaptive, adaptive_curves, cascade_stages, paper_attack, a
                       zoo_frame)
 from .paper import CLAIMS, MEASURED_BY, PARTS, answered_by_adaptive, ledger
 from .tables import show_adaptive, show_minimum_norm
-from .zoo import BRELU, defenses, test_images, train_zoo
+from .zoo import book_zoo, BRELU, defenses, test_images, train_zoo
 
-__all__ = ["CHAPTER", "QuSecNetsConfig", "config_for", "NO_DEFENSE", "SUBSTITUTE", "BRELU", "train_zoo", "defenses", "zoo_frame", "fgsm_pivot",
+__all__ = ["CHAPTER", "book_zoo", "QuSecNetsConfig", "config_for", "NO_DEFENSE", "SUBSTITUTE", "BRELU", "train_zoo", "defenses", "zoo_frame", "fgsm_pivot",
            "paper_attack", "cascade_stages", "paper_protocol", "reproduce", "pick", "headline", "transfer_beats_white_box", "threshold_crossable",
            "crossable_table", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison",
            "exercise_reference", "test_images", "show_adaptive", "show_minimum_norm", "CLAIMS", "MEASURED_BY", "PARTS", "answered_by_adaptive", "ledger", "figures"]

@@ -11,7 +11,7 @@ from ...progress import progress as _progress
 from ...train import TrainConfig, get_trained
 from .config import NO_DEFENSE, SUBSTITUTE, QuSecNetsConfig
 
-__all__ = ["train_zoo", "defenses", "test_images", "BRELU"]
+__all__ = ["book_zoo", "train_zoo", "defenses", "test_images", "BRELU"]
 
 BRELU = "BReLU+GDA"
 
@@ -95,6 +95,11 @@ def defenses(zoo: dict, cfg: QuSecNetsConfig) -> dict:
              "VQ + adv. training", "No defense + adv. training", f"FS: bit depth {cfg.fs_bits}",
              f"FS: median {cfg.fs_median}x{cfg.fs_median}", BRELU]
     return {k: out[k] for k in order if k in out}
+
+
+def book_zoo(cfg: QuSecNetsConfig, profile: Profile, device=None, progress: bool = True) -> None:
+    """Train (or find cached) every model the chapter's pages use for ``cfg.dataset`` (``make models``)."""
+    train_zoo(cfg, profile, device=device, progress=progress)
 
 
 def test_images(cfg: QuSecNetsConfig, n: int | None = None):

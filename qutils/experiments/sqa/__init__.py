@@ -10,10 +10,10 @@ from .measure import (activation_maps, activation_values, adaptive, adaptive_cur
                       paper_attack, paper_attacks, seed_range, surviving_gains, table1, table1_summary, timing, tsne_embedding,
                       vote_accuracy)
 from .paper import CLAIMS, PAPER, ledger, paper_table1
-from .zoo import Zoo, build_model, reseeded, test_images, train_config, train_model, train_zoo
+from .zoo import book_zoo, Zoo, build_model, reseeded, test_images, train_config, train_model, train_zoo
 from ...evaluate import pick
 
-__all__ = ["CHAPTER", "SQAConfig", "config_for", "ModelSpec", "SPECS", "TABLE1", "BASELINES", "FIGURE1", "HEADLINE", "Zoo",
+__all__ = ["CHAPTER", "book_zoo", "SQAConfig", "config_for", "ModelSpec", "SPECS", "TABLE1", "BASELINES", "FIGURE1", "HEADLINE", "Zoo",
            "build_model", "reseeded", "test_images", "train_config", "train_model", "train_zoo", "paper_attacks",
            "table1", "table1_summary", "seed_range", "overfitting", "figure1", "timing", "algorithm_steps",
            "activation_values", "tsne_embedding", "activation_maps", "vote_accuracy", "gradient_variance",

@@ -19,9 +19,9 @@ from ...defenses.sqa import sqa_resnet, sqa_vanilla
 from ...profiles import Profile
 from ...progress import progress as _progress
 from ...train import TrainConfig, TrainResult, get_trained
-from .config import SPECS, SQAConfig
+from .config import BASELINES, FIGURE1, SPECS, TABLE1, SQAConfig
 
-__all__ = ["Zoo", "build_model", "train_config", "train_model", "train_zoo", "test_images", "reseeded"]
+__all__ = ["book_zoo", "Zoo", "build_model", "train_config", "train_model", "train_zoo", "test_images", "reseeded"]
 
 _RESNETS = {"small": 34, "large": 101}  #: CIFAR-10: table 2's RES34 and RES101
 
@@ -111,6 +111,15 @@ def train_zoo(cfg: SQAConfig, profile: Profile, names=None, device=None, progres
     for name, seed in _progress(plan, enabled=progress, desc="models"):
         runs[(name, seed)] = train_model(name, cfg, profile, seed, device=device)
     return Zoo(runs)
+
+
+def book_zoo(cfg: SQAConfig, profile: Profile, device=None, progress: bool = True) -> None:
+    """Train (or find cached) every model the chapter's pages use for ``cfg.dataset`` (``make models``):
+    table 1, the baselines and the undefended LARGE for every seed, and on MNIST figure 1's models."""
+    names = [*TABLE1, *BASELINES, "LARGE no defense", "SMALL full"]
+    if cfg.dataset == "mnist":
+        names += list(FIGURE1)
+    train_zoo(cfg, profile, names=list(dict.fromkeys(names)), device=device, progress=progress)
 
 
 def reseeded(model: nn.Module, seed: int) -> nn.Module:
