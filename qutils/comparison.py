@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .bars import UNDER_TRAINED, WEAK_BASELINE, under_trained, weak_baseline
 from .chapter import DEFENSE, FGSM_TRAINED, OTHER, PGD_TRAINED, UNDEFENDED, Source
 from .chapters import CHAPTERS, chapter
 from .checks import check_choice
@@ -62,8 +63,11 @@ def _config(source: Source, results: dict):
 def leaderboard(dataset: str, directory: str | Path | None = None):
     """One row per main model of every chapter on ``dataset``, read from the results files: defense,
     model, role, training, radius, APGD steps, n, clean / the paper's attack / the adaptive worst case
-    (fractions, 95% intervals), the attack that decided the worst case, the drop (points), and whether
-    the chapter measured at the book's common radius (``common``). Sorted: common radius first, then
+    (fractions, 95% intervals), the attack that decided the worst case, the drop (points), whether
+    the chapter measured at the book's common radius (``common``), the paper's clean accuracy of the
+    model where it reports one (``paper_clean``, percent) and the model's ``label`` by :mod:`qutils.bars`:
+    "under-trained" (clean accuracy below the paper's bar), "weak baseline" (a PGD-trained baseline
+    below the robust bar) or "". Sorted: common radius first, then
     by worst case. Raises ``FileNotFoundError`` naming the notebook of a missing results file and
     ``KeyError`` for a model the results file does not hold."""
     import pandas as pd
@@ -73,6 +77,8 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
     d = Path(directory) if directory is not None else results_dir()
     rows = []
     for s in _sources(dataset):
+        paper_clean = {c.model: c.value for c in chapter(s.paper).claims
+                       if c.attack == "none" and c.unit == "%" and c.dataset == dataset}
         res = _load(s, d)
         cfg = _config(s, res)
         if cfg.dataset != dataset:
@@ -98,11 +104,22 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
                                                      "paper_hi", "worst", "worst_lo", "worst_hi")},
                          "decisive": r["decisive"],
                          "drop": 100 * (float(r["paper"]) - float(r["worst"])), "reference": ref,
-                         "clean_cost": cost, "results": s.results})
+                         "clean_cost": cost, "results": s.results,
+                         "paper_clean": paper_clean.get(model, float("nan"))})
+            rows[-1]["label"] = _label(rows[-1], dataset)
     out = pd.DataFrame(rows)
     out["common"] = (out.eps - COMMON_EPS[dataset]).abs() < 1e-9
     return out.sort_values(["common", "worst", "clean"], ascending=[False, False, False], kind="stable",
                            ignore_index=True)
+
+
+def _label(row: dict, dataset: str) -> str:
+    labels = []
+    if row["paper_clean"] == row["paper_clean"] and under_trained(dataset, 100 * row["clean"], row["paper_clean"]):
+        labels.append(UNDER_TRAINED)
+    if row["role"] == PGD_TRAINED and weak_baseline(dataset, row["eps"], 100 * row["worst"]):
+        labels.append(WEAK_BASELINE)
+    return ", ".join(labels)
 
 
 def security_curves(dataset: str, directory: str | Path | None = None):

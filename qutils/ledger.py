@@ -6,6 +6,9 @@ the measurements are the ledgers the chapters wrote into their results files
 (the ``"claims"`` table of each). :func:`book_ledger` joins the two: a claim two pages recorded
 keeps the most informative record (an adaptive number over a number under the paper's protocol over
 none), and a registered claim no page recorded is listed as *not measured yet*, with that reason.
+A claim not reproduced on a model whose clean accuracy (the paper's clean-accuracy claim for the same
+model and dataset, and ours for it) misses the paper's by more than :mod:`qutils.bars`' tolerance
+becomes *not comparable (under-trained)*, its reason giving both (:func:`mark_under_trained`).
 :func:`write_csv` writes the result as ``results/claims.csv``, the machine-readable ledger (in the
 spirit of RobustBench's "reported" and "AutoAttack" fields: the paper's value, ours under its
 protocol, ours under the adaptive attack).
@@ -15,9 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .chapters import CHAPTERS, PAPERS
-from .claims import NOT_MEASURED, STATUSES
+from .bars import under_trained, under_trained_note
+from .claims import NOT_COMPARABLE, NOT_MEASURED, NOT_REPRODUCED, STATUSES
 
-__all__ = ["registry", "book_ledger", "counts", "write_csv", "CSV_COLUMNS", "csv_path"]
+__all__ = ["registry", "book_ledger", "counts", "write_csv", "CSV_COLUMNS", "csv_path", "mark_under_trained",
+           "clean_of"]
 
 CSV_COLUMNS = ["key", "paper", "source", "dataset", "model", "attack", "threat_model", "eps", "steps", "unit",
                "paper_value", "ours", "ours_ci_low", "ours_ci_high", "ours_n", "ours_setting", "adaptive",
@@ -78,7 +83,33 @@ def book_ledger(directory: str | Path | None = None):
     out = pd.DataFrame(rows).reindex(columns=CSV_COLUMNS)
     for col in _NUMERIC:  # the results files write a missing number as the string "nan"
         out[col] = pd.to_numeric(out[col], errors="coerce")
+    return mark_under_trained(out)
+
+
+def clean_of(frame) -> dict:
+    """``{(paper, dataset, model): (our clean accuracy, the paper's)}`` in percent, from the ledger's
+    measured clean-accuracy claims (attack "none"); where a paper states one model's clean accuracy in
+    several tables, the first measured one."""
+    out = {}
+    for _, r in frame.iterrows():
+        if r["attack"] == "none" and r["unit"] == "%" and r["ours"] == r["ours"] and r["ours"] is not None:
+            out.setdefault((r["paper"], r["dataset"], r["model"]), (float(r["ours"]), float(r["paper_value"])))
     return out
+
+
+def mark_under_trained(frame):
+    """``frame`` (ledger rows) with every *not reproduced* claim on an under-trained model marked *not
+    comparable (under-trained)*, the clean accuracies leading its reason."""
+    frame = frame.copy()
+    clean = clean_of(frame)
+    for i, r in frame.iterrows():
+        pair = clean.get((r["paper"], r["dataset"], r["model"]))
+        if r["status"] == NOT_REPRODUCED and pair is not None and under_trained(r["dataset"], *pair):
+            note = under_trained_note(*pair)
+            old = r["reason"] if isinstance(r["reason"], str) and r["reason"].strip() else ""
+            frame.at[i, "status"] = NOT_COMPARABLE
+            frame.at[i, "reason"] = f"{note}; {old}" if old else note
+    return frame
 
 
 def counts(frame, by: str = "paper"):

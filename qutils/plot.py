@@ -46,7 +46,8 @@ def status_bars(counts, label: str = "paper"):
     from .claims import STATUSES
 
     colours = {"reproduced": "#2a9d8f", "reproduced, broken by the adaptive attack": "#e76f51",
-               "not reproduced": "#8d99ae", "not runnable here (data)": "#d9d9d9", "not measured yet": "#f4d35e"}
+               "not reproduced": "#8d99ae", "not comparable (under-trained)": "#c9cfd8",
+               "not runnable here (data)": "#d9d9d9", "not measured yet": "#f4d35e"}
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(counts) + 1.3))
     left = np.zeros(len(counts))
     names = list(counts[label])[::-1]

@@ -9,7 +9,7 @@ from . import report
 from .chapter import DEFENSE, FGSM_TRAINED
 from .chapters import CHAPTERS
 
-__all__ = ["NAMES", "COLOURS", "show_board", "defense_table", "clean_cost_table", "dumbbell", "curves_figure", "glue"]
+__all__ = ["NAMES", "COLOURS", "model_name", "show_board", "defense_table", "clean_cost_table", "dumbbell", "curves_figure", "glue"]
 
 #: the datasets' names on the page
 NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
@@ -18,6 +18,13 @@ NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 def _row(boards, ds, paper, model):
     b = boards[ds]
     return b[(b.paper_id == paper) & (b.model == model)].iloc[0]
+
+
+def model_name(r) -> str:
+    """"Defense · model", with the model's label where it has one (:mod:`qutils.bars`: under-trained,
+    weak baseline), so a number on a weaker model is never read as comparable."""
+    label = getattr(r, "label", "")
+    return f"{r.defense} · {r.model}" + (f" ({label})" if isinstance(label, str) and label else "")
 
 
 def _worst(r) -> str:
@@ -42,7 +49,7 @@ def show_board(board, common: bool = True):
     import numpy as np
 
     b = board[board.common == common].reset_index(drop=True)
-    df = b.assign(rank=np.arange(1, len(b) + 1), model=b.defense + " · " + b.model,
+    df = b.assign(rank=np.arange(1, len(b) + 1), model=[model_name(r) for _, r in b.iterrows()],
                   role=[_role(r) for _, r in b.iterrows()], clean=b.clean.map(report.pct),
                   drop=b["drop"].map("{:.1f}".format), eps=b.eps,
                   decisive=b.decisive.replace("none", "the paper's attack"))

@@ -105,3 +105,27 @@ def test_overview_reads_every_chapter_file_and_counts_its_claims(tmp_path):
     row = df.iloc[0]
     assert row["claims"] == 3 and row[REPRODUCED] == 1 and row[NOT_REPRODUCED] == 1 and row[NO_DATA] == 1
     assert row["accuracies"] == 1 and row["profile"] == "book"
+
+
+def test_status_not_comparable_only_for_a_claim_not_reproduced_on_an_under_trained_model():
+    from qutils.claims import NOT_COMPARABLE
+
+    c = Claim("dqa", "table 1", "mnist", "M", "PGD", 50.0, eps=0.3)
+    far, near = Estimate(10.0, 8.0, 12.0, 500), Estimate(50.0, 45.0, 55.0, 500)
+    assert status_of(c, far, clean=(97.0, 99.0)) == NOT_COMPARABLE
+    assert status_of(c, far, clean=(98.6, 99.0)) == NOT_REPRODUCED  # within MNIST's 0.5 points
+    assert status_of(c, near, clean=(90.0, 99.0)) == REPRODUCED
+    assert status_of(c, None, clean=(90.0, 99.0)) == NOT_MEASURED
+    with pytest.raises(ValueError):
+        status_of(c, far, clean=(float("nan"), 99.0))
+
+
+def test_bars():
+    from qutils.bars import under_trained, weak_baseline
+
+    assert under_trained("mnist", 98.7, 99.24) and not under_trained("mnist", 98.74, 99.24)
+    assert not under_trained("fashion_mnist", 83.3, 84.76) and under_trained("fashion_mnist", 83.2, 84.76)
+    assert weak_baseline("mnist", 0.3, 84.9) and not weak_baseline("mnist", 0.3, 85.0)
+    assert weak_baseline("fashion_mnist", 0.1, 69.0) and not weak_baseline("mnist", 0.1, 10.0)  # no bar there
+    with pytest.raises(ValueError):
+        under_trained("mnist", 101.0, 99.0)

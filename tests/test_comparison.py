@@ -246,3 +246,31 @@ def test_the_side_by_side_page_glues_every_value_its_prose_quotes(monkeypatch):
         top = C.headline(ds)["best"]
         assert glued[f"sbs-{ds}-top-worst"] == report.cell(top.worst, top.worst_lo, top.worst_hi)
         assert glued[f"sbs-{ds}-models"] == len(boards[ds])
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_every_model_below_its_bar_carries_its_label(dataset):
+    """Issue 27: a model below its paper's clean bar reads "under-trained", a PGD-trained baseline below
+    the robust bar "weak baseline", in the leaderboard and in the name the pages show."""
+    from qutils.bars import clean_tolerance, weak_baseline
+    from qutils.side_by_side import model_name
+
+    board = C.leaderboard(dataset)
+    for _, r in board.iterrows():
+        below = r.paper_clean == r.paper_clean and 100 * r.clean < r.paper_clean - clean_tolerance(dataset)
+        assert ("under-trained" in r.label) == below, (r.model, r.clean, r.paper_clean)
+        weak = r.role == C.PGD_TRAINED and weak_baseline(dataset, r.eps, 100 * r.worst)
+        assert ("weak baseline" in r.label) == weak, (r.model, r.worst)
+        assert model_name(r).endswith(f"({r.label})") == bool(r.label)
+    assert board.label.str.len().gt(0).any()  # the committed results hold models below their bars
+
+
+def test_the_label_rule_on_made_up_rows():
+    from qutils.comparison import _label
+
+    row = {"paper_clean": 99.0, "clean": 0.984, "role": C.PGD_TRAINED, "eps": 0.3, "worst": 0.9}
+    assert _label(row, "mnist") == "under-trained"
+    assert _label({**row, "clean": 0.986}, "mnist") == ""
+    assert _label({**row, "clean": 0.986, "worst": 0.5}, "mnist") == "weak baseline"
+    assert _label({**row, "worst": 0.5}, "mnist") == "under-trained, weak baseline"
+    assert _label({**row, "paper_clean": float("nan"), "role": C.DEFENSE, "worst": 0.1}, "mnist") == ""
