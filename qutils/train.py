@@ -147,6 +147,7 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             xb, yb = train_data.x[idx].to(device), train_data.y[idx].to(device)
+            lr = opt.param_groups[0]["lr"]
             loss = training_step(model, opt, cfg, xb, yb, cfg.seed * 1_000_003 + step, loss_fn, craft_on,
                                  eps=cfg.eps_at(step, n_batches))
             total += loss * len(idx)
@@ -156,7 +157,8 @@ def train(model: nn.Module, train_data: qdata.TensorData, val_data: qdata.Tensor
                 sched.step()
         if sched is not None and not per_step:
             sched.step()
-        row = {"epoch": epoch, "train_loss": total / count, "lr": opt.param_groups[0]["lr"]}
+        # per-step schedules: the rate of the epoch's last step; per-epoch ones: the next epoch's (as before)
+        row = {"epoch": epoch, "train_loss": total / count, "lr": lr if per_step else opt.param_groups[0]["lr"]}
         if on_epoch_end is not None:
             row.update(on_epoch_end(model, train_data, epoch) or {})
         if val_data is not None:
