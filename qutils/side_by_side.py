@@ -126,13 +126,19 @@ def glue(boards) -> None:
                 f"sbs-{ds}-{p}-best", report.cell(r.best, r.best_lo, r.best_hi)
             )
         h = C.headline(ds)
-        report.glue(f"sbs-{ds}-top", f"{h['best'].defense} {h['best'].model}")
+        top = h["best"]
+        report.glue(f"sbs-{ds}-top", f"{top.model} (measured in the {top.defense} chapter)" if top.role == C.OTHER
+                    else f"{top.defense} {top.model}")
         report.glue(f"sbs-{ds}-top-worst", worst(h["best"]))
         report.glue(
             f"sbs-{ds}-top-base",
             f"{h['best_baseline'].model} ({h['best_baseline'].defense} chapter)",
         )
         report.glue(f"sbs-{ds}-top-base-worst", worst(h["best_baseline"]))
+        if h["best_pgd"] is not None:
+            report.glue(f"sbs-{ds}-best-pgd", f"{h['best_pgd'].model} ({h['best_pgd'].defense} chapter)")
+            report.glue(f"sbs-{ds}-best-pgd-worst", worst(h["best_pgd"]))
+            report.glue(f"sbs-{ds}-pgd-range", "–".join(pct(v) for v in h["pgd_range"]))
         report.glue(
             f"sbs-{ds}-steps",
             ", ".join(str(s) for s in sorted(set(board.apgd_steps))),
