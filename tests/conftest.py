@@ -26,6 +26,14 @@ def session_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_sets():
+    """768 MNIST training and 256 validation images (seed 3), for tests that train a few epochs."""
+    from qutils import data
+
+    return data.load("mnist", "train").subset(768, seed=3), data.load("mnist", "val").subset(256, seed=3)
+
+
+@pytest.fixture(scope="session")
 def mnist_test():
     from qutils import data
 

@@ -3,18 +3,11 @@ import warnings
 import pytest
 import torch
 
-from qutils import cache, data, models
+from qutils import cache, models
 from qutils.profiles import get_profile
 from qutils.train import TrainConfig, get_trained, train
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def small_sets():
-    tr = data.load("mnist", "train").subset(768, seed=3)
-    va = data.load("mnist", "val").subset(256, seed=3)
-    return tr, va
 
 
 def test_loss_falls_on_a_small_subset(small_sets):

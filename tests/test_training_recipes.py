@@ -7,19 +7,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from qutils import data, models
+from qutils import models
 from qutils.attacks import PGD
 from qutils.train import TrainConfig, _adversarial_batch, get_trained, train
 from qutils.train_config import make_optimizer, make_scheduler
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def small_sets():
-    tr = data.load("mnist", "train").subset(384, seed=4)
-    va = data.load("mnist", "val").subset(128, seed=4)
-    return tr, va
 
 
 class _Steep(nn.Module):
