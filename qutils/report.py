@@ -14,7 +14,8 @@ import math
 
 from .metrics import Accuracy
 
-__all__ = ["acc", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary", "claims", "claim_counts", "glue", "EMPTY"]
+__all__ = ["acc", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
+           "claims", "claims_table", "claim_counts", "glue", "radius", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -40,6 +41,21 @@ def cell(value, ci_low=None, ci_high=None, percent: bool = False, digits: int = 
     if _missing(ci_low) or _missing(ci_high):
         return f(value)
     return f"{f(value)} [{f(ci_low)},{NBSP}{f(ci_high)}]"
+
+
+def radius(eps) -> str:
+    """A radius as a paper writes it: a short decimal as it is (``0.3``, ``0.05``), a multiple of 1/255
+    as a fraction (``8/255``, never ``0.0313725``), anything else to four significant digits."""
+    if _missing(eps):
+        return EMPTY
+    eps = float(eps)
+    short = f"{eps:g}"
+    if len(short.replace("0.", "").lstrip("0")) <= 3:
+        return short
+    k = round(eps * 255)
+    if k and abs(eps * 255 - k) < 1e-4:
+        return f"{k}/255"
+    return f"{eps:.4g}"
 
 
 def acc(a: Accuracy | None, n: bool = False) -> str:
@@ -121,26 +137,41 @@ def gains(table, paper: str = "paper's PGD (%)"):
                             "drop": "drop (points)"}, wrap=24)
 
 
-def claims(frame, wrap: int = 24):
-    """A claims ledger (:meth:`qutils.claims.Ledger.frame`) for the page: the claim (model, attack,
-    radius, dataset), where the paper says it, the paper's value, ours under its protocol and the
-    adaptive worst case (95% intervals), and the status."""
-    if not len(frame):
-        return frame
+def claims_table(frame, reason: bool = False, links: bool = False):
+    """A claims ledger (:meth:`qutils.claims.Ledger.frame`, or :func:`qutils.ledger.book_ledger`'s rows) as
+    the page's plain table: the claim (model, attack, radius as the paper writes it, dataset), where
+    the paper says it (``links``: a link to the section that measured it), the paper's value, ours
+    under its protocol and the adaptive worst case (95% intervals), the status and, with ``reason``,
+    why."""
+    import pandas as pd
 
     def what(r):
-        eps = "" if _missing(r.eps) else f" ε = {r.eps:g}"
+        eps = "" if _missing(r.eps) else f" ε = {radius(r.eps)}"
         tm = "" if r.threat_model == "white-box" else f", {r.threat_model}"
         return f"{r.model}: {r.attack}{eps}{tm} ({r.dataset})"
 
-    df = frame.assign(
-        claim=[what(r) for r in frame.itertuples()],
-        paper=frame.paper_value.map("{:g}".format),
-        ours=[cell(a, b, c, percent=True) for a, b, c in zip(frame.ours, frame.ours_ci_low, frame.ours_ci_high)],
-        adaptive=[cell(a, b, c, percent=True)
-                  for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)])
-    return show(df, columns=["claim", "source", "paper", "ours", "adaptive", "status"],
-                rename={"paper": "paper (%)", "ours": "ours (%)", "adaptive": "adaptive (%)"}, wrap=wrap)
+    def source(r):
+        sec = getattr(r, "section", "")
+        return f'<a href="{sec}">{r.source}</a>' if links and isinstance(sec, str) and sec else r.source
+
+    out = pd.DataFrame({
+        "claim": [what(r) for r in frame.itertuples()],
+        "source": [source(r) for r in frame.itertuples()],
+        "paper (%)": frame.paper_value.map("{:g}".format).to_numpy(),
+        "ours (%)": [cell(a, b, c, percent=True) for a, b, c in zip(frame.ours, frame.ours_ci_low, frame.ours_ci_high)],
+        "adaptive (%)": [cell(a, b, c, percent=True)
+                         for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)],
+        "status": frame.status.to_numpy()})
+    if reason:
+        out["reason"] = [r if isinstance(r, str) and r.strip() else EMPTY for r in frame.reason]
+    return out
+
+
+def claims(frame, wrap: int = 24):
+    """A claims ledger (:meth:`qutils.claims.Ledger.frame`) for the page: :func:`claims_table`, styled."""
+    if not len(frame):
+        return frame
+    return show(claims_table(frame), wrap=wrap)
 
 
 def claim_counts(frame, by: str = "source"):

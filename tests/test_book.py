@@ -28,6 +28,46 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
         if nb.stem != "00_intro":  # the landing page has tables, no figures
             assert "<img" in page.read_text(), f"{nb.name} rendered without figures"
     assert (html / "book" / "references.html").exists()
+    _check_ledger_table_offline(html / "notebooks" / "21_claims_ledger.html")
+
+
+#: clicks the "paper (%)" header twice and searches "not comparable", then writes what it saw into the DOM
+_PROBE = """<script>setTimeout(function () {
+  var th = [...document.querySelectorAll("table.dataTable thead th")].find(e => e.textContent.trim().startsWith("paper (%)"));
+  var el = th.querySelector(".dt-column-order") || th, rows = () => [...document.querySelectorAll("table.dataTable tbody tr")]
+      .slice(0, 3).map(r => r.children[3].textContent).join("|");
+  el.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+  setTimeout(function () {
+    document.body.setAttribute("data-asc", rows());
+    el.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+    setTimeout(function () {
+      document.body.setAttribute("data-desc", rows());
+      var s = document.querySelector("div.dt-search input");
+      s.value = "not comparable"; s.dispatchEvent(new Event("input", {bubbles: true}));
+      setTimeout(function () { document.body.setAttribute("data-info", document.querySelector(".dt-info").textContent); }, 300);
+    }, 300);
+  }, 300);
+}, 2000);</script></body>"""
+
+
+def _check_ledger_table_offline(page: Path):
+    """The ledger's interactive table sorts and filters in Chromium with every network name unresolvable
+    (its JavaScript is embedded in the page). Skipped where Chromium is not installed."""
+    import re
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return
+    probe = page.with_name("_probe.html")
+    probe.write_text(page.read_text().replace("</body>", _PROBE))
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND",
+                          "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    got = dict(re.findall(r'data-(asc|desc|info)="([^"]*)"', dom))
+    assert set(got) == {"asc", "desc", "info"}, "the ledger's table did not load offline"
+    asc, desc = ([float(v) for v in got[k].split("|")] for k in ("asc", "desc"))
+    assert asc == sorted(asc) and desc == sorted(desc, reverse=True) and asc[0] < desc[0]
+    assert re.search(r"of \d+ entries \(filtered from \d+ total entries\)", got["info"]), got["info"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

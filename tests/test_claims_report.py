@@ -129,3 +129,18 @@ def test_bars():
     assert weak_baseline("fashion_mnist", 0.1, 69.0) and not weak_baseline("mnist", 0.1, 10.0)  # no bar there
     with pytest.raises(ValueError):
         under_trained("mnist", 101.0, 99.0)
+
+
+@pytest.mark.parametrize("eps,text", [(0.3, "0.3"), (0.05, "0.05"), (8 / 255, "8/255"), (0.0313725, "8/255"),
+                                      (2 / 255, "2/255"), (0.2, "0.2"), (0.123456, "0.1235"), (None, "–")])
+def test_radius_as_the_paper_writes_it(eps, text):
+    assert report.radius(eps) == text
+
+
+def test_claims_table_links_the_source_and_gives_the_reason():
+    led = Ledger([Claim("sqa", "table 2", "cifar10", "RES34", "PGD", 40.0, eps=8 / 255)])
+    frame = led.frame().assign(section="15_sqa_adaptive.html", reason="no offline data")
+    t = report.claims_table(frame, reason=True, links=True)
+    assert t.loc[0, "claim"] == "RES34: PGD ε = 8/255 (cifar10)"
+    assert t.loc[0, "source"] == '<a href="15_sqa_adaptive.html">table 2</a>' and t.loc[0, "reason"] == "no offline data"
+    assert "reason" not in report.claims_table(frame).columns
