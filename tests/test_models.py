@@ -20,6 +20,8 @@ EXPECTED_PARAMS_MNIST = {
     "large": 640 + 73856 + 295168 + 590080 + 2570,
     # AlexNet-style: 64*25+64, 64*64*25+64, 64*7*7*384+384, 384*192+192, 192*10+10
     "alexnet": 1664 + 102464 + 1204608 + 73920 + 1930,
+    # Madry et al.'s MNIST network: 32*25+32, 32*64*25+64, 64*7*7*1024+1024, 1024*10+10 (3,274,634)
+    "madry_mnist": 832 + 51264 + 3212288 + 10250,
 }
 # well-known counts of the CIFAR-10 (3x32x32) variants
 EXPECTED_PARAMS_CIFAR = {"resnet18": 11_173_962, "resnet34": 21_282_122, "vgg16": 14_728_266}

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .registry import register
 
-__all__ = ["CNNA", "CNNB", "LeNet", "VanillaCNN", "CleverhansCNN", "flat_features"]
+__all__ = ["CNNA", "CNNB", "LeNet", "VanillaCNN", "CleverhansCNN", "MadryMNIST", "flat_features"]
 
 
 def flat_features(features: nn.Module, in_channels: int, input_size: int) -> int:
@@ -125,6 +125,24 @@ class CleverhansCNN(nn.Module):
         )
         n = flat_features(self.features, in_channels, input_size)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register("madry_mnist", "Madry et al. 2018, the MNIST challenge network: Conv(32, 5x5) + 2x2 max pooling, "
+          "Conv(64, 5x5) + 2x2 max pooling, FC(1024), FC(10)",
+          notes="'same' padding, ReLU, as in the challenge's code; the book's reference architecture for "
+                "PGD-trained baselines (about 89% at MNIST eps 0.3 in the paper)")
+class MadryMNIST(nn.Module):
+    def __init__(self, in_channels=1, num_classes=10, input_size=28, activation=nn.ReLU):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 5, padding=2), activation(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2), activation(), nn.MaxPool2d(2),
+        )
+        n = flat_features(self.features, in_channels, input_size)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n, 1024), activation(), nn.Linear(1024, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(x))
