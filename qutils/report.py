@@ -15,7 +15,7 @@ import math
 from .metrics import Accuracy
 
 __all__ = ["acc", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
-           "claims", "claims_table", "claim_counts", "glue", "radius", "EMPTY"]
+           "claims", "claims_table", "claim_counts", "glue", "radius", "show_code", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
@@ -172,6 +172,18 @@ def claims(frame, wrap: int = 24):
     if not len(frame):
         return frame
     return show(claims_table(frame), wrap=wrap)
+
+
+def show_code(obj):
+    """The source of ``obj`` (a function, class or method of ``qutils``) as a code block on the page:
+    the code a student reads is the code that ran, never a copy of it."""
+    import inspect
+    import textwrap
+
+    from IPython.display import Markdown
+
+    src = textwrap.dedent(inspect.getsource(obj)).rstrip()
+    return Markdown(f"```python\n{src}\n```")
 
 
 def claim_counts(frame, by: str = "source"):

@@ -144,3 +144,13 @@ def test_claims_table_links_the_source_and_gives_the_reason():
     assert t.loc[0, "claim"] == "RES34: PGD ε = 8/255 (cifar10)"
     assert t.loc[0, "source"] == '<a href="15_sqa_adaptive.html">table 2</a>' and t.loc[0, "reason"] == "no offline data"
     assert "reason" not in report.claims_table(frame).columns
+
+
+def test_show_code_shows_the_code_that_runs():
+    import inspect
+
+    from qutils.attacks import bpda
+
+    md = report.show_code(bpda._BPDAFunction).data
+    assert md.startswith("```python\nclass _BPDAFunction(torch.autograd.Function):") and md.endswith("\n```")
+    assert inspect.getsource(bpda._BPDAFunction.backward).strip().splitlines()[-1].strip() in md
