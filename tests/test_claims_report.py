@@ -149,8 +149,8 @@ def test_claims_table_links_the_source_and_gives_the_reason():
 def test_show_code_shows_the_code_that_runs():
     import inspect
 
-    from qutils.attacks import bpda
+    from qutils.attacks.bpda import _BPDAFunction
 
-    md = report.show_code(bpda._BPDAFunction).data
+    md = report.show_code(_BPDAFunction).data
     assert md.startswith("```python\nclass _BPDAFunction(torch.autograd.Function):") and md.endswith("\n```")
-    assert inspect.getsource(bpda._BPDAFunction.backward).strip().splitlines()[-1].strip() in md
+    assert inspect.getsource(_BPDAFunction.backward).strip().splitlines()[-1].strip() in md
