@@ -128,7 +128,7 @@ def cleaner_cache_config(q: float, target: nn.Module, feats: nn.Module, cfg: GCL
     game's settings, the weights of the target and the feature network, and how the training images
     were attacked (with the seed of the game's settings)."""
     return {"model": {"arch": "gcln", "q": q, "block": cfg.block, "pad": cfg.pad, "width": cfg.width},
-            "dataset": cfg.dataset, "train": gcln_train_config(cfg).cache_key(),
+            "dataset": cfg.dataset, "train": dataclasses.asdict(gcln_train_config(cfg)),
             "target": state_fingerprint(target), "features": state_fingerprint(feats),
             "pool": {"images": cfg.g_images, "eps": cfg.eps, "steps": cfg.attack_steps,
                      "rel_stepsize": cfg.rel_stepsize, "attacks": list(POOL_ATTACKS)}}
