@@ -50,7 +50,7 @@ class _Iterative(Attack):
             raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
         if keep == "last" and early_stop:
             raise ValueError("keep='last' runs every step on every example; it cannot stop early")
-        self.keep = keep
+        self.iterate = keep  #: which iterate is returned ("first" or "last")
         self.n_steps = check_int(steps, "steps")
         self.restarts = check_int(restarts, "restarts")
         if rel_stepsize is not None and abs_stepsize is not None:
@@ -69,8 +69,8 @@ class _Iterative(Attack):
              "random_start": self.random_start, "restarts": self.restarts,
              "targeted": self.targeted, "seed": self.seed}
         d.update(self._gradient_params())
-        if self.keep != "first":
-            d["keep"] = self.keep
+        if self.iterate != "first":
+            d["keep"] = self.iterate
         return d
 
     @property
@@ -102,7 +102,7 @@ class _Iterative(Attack):
     def _run(self, model, x, y):
         if self.eps == 0:
             return x
-        if self.keep == "last":
+        if self.iterate == "last":
             return self._run_last(model, x, y)
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         best = x.clone()
