@@ -96,6 +96,10 @@ class Chapter:
     sources: dict  #: per dataset, its adaptive results in the comparison: ``{dataset: (Source, ...)}``
     config: type  #: its configuration dataclass (rebuilt from a results file's ``config``)
     claims: tuple = field(repr=False, default=())  #: every claim of the paper (:class:`~qutils.claims.Claim`)
+    #: where the chapter ported the paper's models to another dataset: a function of the results directory
+    #: giving ``{claim key: (Estimate, where)}`` -- the adaptive worst case of the model that plays the
+    #: claim's model on the port, and the port's name ("MNIST port") -- read from its results files
+    ports: object = field(repr=False, default=None)
 
     def __post_init__(self):
         if not isinstance(self.paper, str) or not _ID.match(self.paper):
@@ -116,6 +120,8 @@ class Chapter:
                 raise ValueError(f"chapter {self.paper!r}: claims must be Claim records, got {type(c).__name__}")
             if c.paper != self.paper:
                 raise ValueError(f"chapter {self.paper!r} lists a claim of paper {c.paper!r} ({c.key})")
+        if self.ports is not None and not callable(self.ports):
+            raise ValueError(f"chapter {self.paper!r}: ports must be a function of the results directory")
         for dataset, sources in self.sources.items():
             for s in sources:
                 if not isinstance(s, Source) or s.paper != self.paper:

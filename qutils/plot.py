@@ -45,7 +45,8 @@ def status_bars(counts, label: str = "paper"):
     :func:`qutils.ledger.counts` gives them) split by status, one colour per status."""
     from .claims import STATUSES
 
-    colours = {"reproduced": "#2a9d8f", "reproduced, broken by the adaptive attack": "#e76f51",
+    colours = {"refuted by the adaptive attack": "#e76f51", "holds under the adaptive attack": "#264653",
+               "reproduced": "#2a9d8f",
                "not reproduced": "#8d99ae", "not comparable (under-trained)": "#c9cfd8",
                "not runnable here (data)": "#d9d9d9", "not measured yet": "#f4d35e"}
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(counts) + 1.3))

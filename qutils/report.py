@@ -141,8 +141,8 @@ def claims_table(frame, reason: bool = False, links: bool = False):
     """A claims ledger (:meth:`qutils.claims.Ledger.frame`, or :func:`qutils.ledger.book_ledger`'s rows) as
     the page's plain table: the claim (model, attack, radius as the paper writes it, dataset), where
     the paper says it (``links``: a link to the section that measured it), the paper's value, ours
-    under its protocol and the adaptive worst case (95% intervals), the status and, with ``reason``,
-    why."""
+    under its protocol and the adaptive worst case (95% intervals), the status, the port's verdict
+    where a chapter ported the claim's model to another dataset, and, with ``reason``, why."""
     import pandas as pd
 
     def what(r):
@@ -162,6 +162,9 @@ def claims_table(frame, reason: bool = False, links: bool = False):
         "adaptive (%)": [cell(a, b, c, percent=True)
                          for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)],
         "status": frame.status.to_numpy()})
+    if "port" in frame and frame.port.fillna("").astype(str).str.len().any():
+        out["port (%)"] = [f"{cell(v, lo, hi, percent=True)}: {p}" if isinstance(p, str) and p else EMPTY
+                           for v, lo, hi, p in zip(frame.port_value, frame.port_ci_low, frame.port_ci_high, frame.port)]
     if reason:
         out["reason"] = [r if isinstance(r, str) and r.strip() else EMPTY for r in frame.reason]
     return out

@@ -171,10 +171,12 @@ def load_results(chapter_or_path: str | Path) -> dict:
     return json.loads(p.read_text())
 
 
-def overview(directory: str | Path | None = None):
+def overview(directory: str | Path | None = None, ledger=None):
     """One row per chapter results file in ``results/``: which run wrote it (profile, device, code
-    version, date), how many accuracies and tables it holds, and its claims by status (when the
-    chapter keeps a claims ledger). The landing page shows it."""
+    version, date), how many accuracies and tables it holds, and its claims by status. With ``ledger``
+    (:func:`qutils.ledger.book_ledger`'s rows), the claims are those the book's ledger takes from the
+    file, with the statuses of today's rule; without it, the statuses the file recorded. The landing
+    page shows it."""
     import pandas as pd
 
     from .claims import STATUSES
@@ -184,8 +186,11 @@ def overview(directory: str | Path | None = None):
         d = json.loads(f.read_text())
         if "chapter" not in d:  # benchmark files and the like
             continue
-        claims = d.get("tables", {}).get("claims") or []
-        claims = [c for c in claims if isinstance(c, dict) and c.get("status") in STATUSES]
+        if ledger is not None:
+            claims = [{"status": s} for s in ledger.loc[ledger["chapter"] == notebook_of(f.stem), "status"]]
+        else:
+            claims = d.get("tables", {}).get("claims") or []
+            claims = [c for c in claims if isinstance(c, dict) and c.get("status") in STATUSES]
         row = {"results file": f.name, "profile": d["profile"]["name"], "device": d.get("device", ""),
                "code": d.get("code", ""), "written": str(d.get("written", ""))[:10],
                "accuracies": len(d.get("accuracies", [])), "tables": len(d.get("tables", {})),

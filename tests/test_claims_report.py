@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from qutils import report
-from qutils.claims import (BROKEN, NO_DATA, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, STATUSES, Claim, Estimate,
-                           Ledger, status_of)
+from qutils.claims import (HOLDS, NO_DATA, NOT_COMPARABLE, NOT_MEASURED, NOT_REPRODUCED, REFUTED, REPRODUCED,
+                           STATUSES, Claim, Estimate, Ledger, mark_baselines, port_verdict, status_of)
 from qutils.evaluate import Accuracy
 
 
@@ -36,9 +36,50 @@ def test_status_rule():
     assert status_of(c, near) == REPRODUCED
     assert status_of(c, far) == NOT_REPRODUCED
     assert status_of(c, far, seed_range=(45.0, 91.0)) == REPRODUCED  # inside the seeds' spread
-    assert status_of(c, near, adaptive=Accuracy(0, 1000)) == BROKEN
-    assert status_of(c, near, adaptive=Accuracy(890, 1000)) == REPRODUCED  # overlapping: not broken
-    assert status_of(c, far, adaptive=Accuracy(0, 1000)) == NOT_REPRODUCED
+    assert status_of(c, near, adaptive=Accuracy(0, 1000)) == REFUTED
+    assert status_of(c, near, adaptive=Accuracy(890, 1000)) == HOLDS  # within 5 points
+    assert status_of(c, far, adaptive=Accuracy(0, 1000)) == REFUTED  # refuted whether or not reproduced
+    assert status_of(c, None, adaptive=Accuracy(0, 1000)) == REFUTED
+
+
+@pytest.mark.parametrize("adaptive,expect", [
+    (Estimate(84.0, 82.0, 85.1), HOLDS),  # upper bound 4.9 below 90: holds
+    (Estimate(83.0, 81.0, 84.9), REFUTED),  # 5.1 below: refuted on a model that meets its bar
+    (Estimate(99.0, 98.0, 100.0), HOLDS),  # above the claim: not contradicted
+])
+def test_the_margin_of_a_refutation(adaptive, expect):
+    assert status_of(_claim(value=90.0), Accuracy(900, 1000), adaptive) == expect
+
+
+def test_a_refutation_never_rests_on_our_training_budget():
+    """On an under-trained model (clean 95 vs the paper's 99: 4 points short), the adaptive bound must
+    lie more than 5 + 4 points below the claim to refute it; between 5 and 9 points the claim is not
+    comparable; a model within its bar gets no such allowance."""
+    c = _claim(value=90.0)
+    assert status_of(c, None, Estimate(80.0, 78.0, 82.0), clean=(95.0, 99.0)) == NOT_COMPARABLE  # 8 below
+    assert status_of(c, None, Estimate(78.0, 76.0, 80.9), clean=(95.0, 99.0)) == REFUTED  # 9.1 below
+    assert status_of(c, None, Estimate(80.0, 78.0, 82.0), clean=(98.7, 99.0)) == REFUTED  # within MNIST's 0.5
+
+
+def test_a_baselines_claim_is_never_refuted():
+    """A claim about a reference model measures the paper's attack, not a defense: the adaptive number
+    does not decide it, the reproduction does."""
+    c = mark_baselines([_claim(value=40.0, model="CNN")], ["CNN"])[0]
+    assert c.baseline and c.key == _claim(value=40.0, model="CNN").key
+    assert status_of(c, Accuracy(400, 1000), adaptive=Accuracy(0, 1000)) == REPRODUCED
+    assert status_of(c, Accuracy(50, 1000), adaptive=Accuracy(0, 1000)) == NOT_REPRODUCED
+    assert port_verdict(c, Accuracy(0, 1000), "MNIST port") == ""
+    with pytest.raises(ValueError, match="CNN2"):
+        mark_baselines([_claim()], ["CNN2"])  # a typo would leave a baseline refutable
+
+
+def test_port_verdict():
+    c = _claim(dataset="cifar10", value=86.0)
+    assert status_of(c) == NO_DATA  # the port does not change the status
+    assert port_verdict(c, Estimate(2.7, 1.4, 5.2), "MNIST port") == "refuted on the MNIST port"
+    assert port_verdict(c, Estimate(84.0, 81.0, 86.5), "MNIST port") == "holds on the MNIST port"
+    assert port_verdict(_claim(dataset="cifar10", attack="none"), Estimate(2.7, 1.4, 5.2), "MNIST port") == ""
+    assert port_verdict(c, None, "MNIST port") == ""
 
 
 def test_ledger_records_counts_and_refuses_mistakes():
@@ -53,7 +94,7 @@ def test_ledger_records_counts_and_refuses_mistakes():
     led.record(a, Accuracy(975, 1000), adaptive=Accuracy(10, 1000), section="adaptive-test")
     led.record(b, reason="the VQ model is not in the book profile")
     df = led.frame()
-    assert list(df["status"]) == [BROKEN, NOT_MEASURED, NO_DATA]
+    assert list(df["status"]) == [REFUTED, NOT_MEASURED, NO_DATA]
     assert df.loc[0, "ours"] == pytest.approx(97.5) and df.loc[0, "ours_n"] == 1000
     counts = led.counts()
     assert set(counts) == set(STATUSES) and sum(counts.values()) == 3

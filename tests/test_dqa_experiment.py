@@ -80,9 +80,9 @@ def test_ledger_parts_split_the_claims_and_record_every_mnist_claim():
     assert (cifar.status == NO_DATA).all()
     quoted = whole[whole.source == "table 4 (quoted)"]
     assert (quoted.status == NOT_MEASURED).all() and quoted.reason.str.len().gt(0).all()
-    # 98.5 [97.6, 99.1] contains 98.75: reproduced, and the 30% worst case breaks it
+    # the 30% worst case lies far below 98.75: refuted
     row = ada[ada.model == "Dynamic 2-bit"].iloc[0]
-    assert row.status == "reproduced, broken by the adaptive attack"
+    assert row.status == "refuted by the adaptive attack"
     # far from the paper: not reproduced
     low = X.ledger(_fake_table1(0.5), cfg, part="reproduction").frame()
     assert (low[low.dataset == "mnist"].status.isin([NOT_REPRODUCED, NOT_MEASURED])).all()

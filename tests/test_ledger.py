@@ -86,21 +86,23 @@ def test_no_claim_on_an_under_trained_model_is_filed_not_reproduced():
 
 def _rows(ours_clean, ours_fgsm, dataset="mnist"):
     base = {"paper": "dqa", "dataset": dataset, "model": "M", "unit": "%", "reason": "", "threat_model": "white-box"}
-    return pd.DataFrame([
+    frame = pd.DataFrame([
         {**base, "key": "a", "attack": "none", "paper_value": 99.0, "ours": ours_clean, "status": "not reproduced"},
         {**base, "key": "b", "attack": "FGSM", "paper_value": 80.0, "ours": ours_fgsm,
          "status": "reproduced" if ours_fgsm == 80.0 else "not reproduced", "reason": "table 1"},
         {**base, "key": "c", "model": "other", "attack": "FGSM", "paper_value": 80.0, "ours": 10.0,
          "status": "not reproduced"},
     ])
+    return frame.assign(ours_ci_low=frame.ours, ours_ci_high=frame.ours, adaptive=float("nan"),
+                        adaptive_ci_low=float("nan"), adaptive_ci_high=float("nan"))
 
 
 @pytest.mark.parametrize("ours_clean,dataset,expect", [(98.4, "mnist", True), (98.6, "mnist", False),
                                                       (97.6, "fashion_mnist", False), (97.4, "fashion_mnist", True)])
-def test_mark_under_trained_uses_the_datasets_tolerance(ours_clean, dataset, expect):
+def test_the_rule_uses_the_datasets_tolerance(ours_clean, dataset, expect):
     from qutils.claims import NOT_COMPARABLE
 
-    out = L.mark_under_trained(_rows(ours_clean, 20.0, dataset)).set_index("key")
+    out = L.apply_rule(_rows(ours_clean, 20.0, dataset)).set_index("key")
     assert (out.loc["b", "status"] == NOT_COMPARABLE) == expect
     assert (out.loc["a", "status"] == NOT_COMPARABLE) == expect
     assert out.loc["c", "status"] == "not reproduced"  # another model: untouched
@@ -109,5 +111,39 @@ def test_mark_under_trained_uses_the_datasets_tolerance(ours_clean, dataset, exp
 
 
 def test_a_reproduced_claim_stays_reproduced_on_an_under_trained_model():
-    out = L.mark_under_trained(_rows(90.0, 80.0)).set_index("key")
+    out = L.apply_rule(_rows(90.0, 80.0)).set_index("key")
     assert out.loc["b", "status"] == "reproduced"
+
+
+def test_the_rule_is_applied_to_every_record_whatever_it_was_written_with():
+    """A record written with another rule's status (an old results file) reads by today's rule."""
+    rows = _rows(98.8, 80.0)
+    rows.loc[1, ["adaptive", "adaptive_ci_low", "adaptive_ci_high"]] = [10.0, 8.0, 12.0]
+    rows.loc[1, "status"] = "reproduced, broken by the adaptive attack"
+    out = L.apply_rule(rows).set_index("key")
+    assert out.loc["b", "status"] == "refuted by the adaptive attack"
+    assert out.loc["b", "reason"].startswith("the adaptive attack's 95% upper bound, 12.0%, is 68.0 points below")
+
+
+def test_ports_of_the_book():
+    """GCLN's claims are on CIFAR-10 and SVHN: not runnable here, each GCLN robustness claim with its
+    port's verdict; the baselines' claims get none; the counts say how many a port refuted."""
+    frame = L.book_ledger()
+    gcln = frame[frame.paper == "gcln"]
+    assert (gcln.status == "not runnable here (data)").all()
+    ported = gcln[gcln.port.str.len() > 0]
+    assert len(ported) and ported.model.str.startswith("GCLN").all()
+    assert (ported.attack != "none").all() and ported.port_value.notna().all()
+    refuted = ported.port.str.startswith("refuted")
+    assert (ported[refuted].port_ci_high < ported[refuted].paper_value - 5).all()
+    t = L.counts(frame).set_index("paper")
+    assert t.loc["gcln", L.REFUTED_ON_PORT] == refuted.sum()
+
+
+def test_the_landing_pages_overview_counts_each_ledger_claim_once():
+    from qutils.results import overview
+
+    frame = L.book_ledger()
+    table = overview(ledger=frame)
+    assert table.claims.sum() == (frame.chapter.fillna("") != "").sum()
+    assert (table[list(STATUSES)].sum(axis=1) == table.claims).all()

@@ -221,7 +221,7 @@ def test_claims_are_registered_once_and_split_by_notebook():
 
 
 def test_ledger_joins_our_number_and_the_worst_case():
-    from qutils.claims import BROKEN, NOT_MEASURED, NOT_REPRODUCED
+    from qutils.claims import NOT_MEASURED, NOT_REPRODUCED, REFUTED
     from qutils.evaluate import Accuracy
 
     c = cfg("mnist", "book")
@@ -237,7 +237,7 @@ def test_ledger_joins_our_number_and_the_worst_case():
     claims = [x for x in ql.claims_of(c, ("1a",), "headline") if x.attack == "FGSM"]
     led = ql.ledger(c, {"black_box": bb}, claims, adaptive={"Q-base": R()})
     df = led.frame().set_index("model")
-    assert df.loc["Q-base", "paper_value"] == paper and df.loc["Q-base", "status"] == BROKEN
+    assert df.loc["Q-base", "paper_value"] == paper and df.loc["Q-base", "status"] == REFUTED
     assert df.loc["Q-base", "adaptive"] == pytest.approx(1.0)  # percent
     assert df.loc["Q-large", "status"] == NOT_REPRODUCED  # 65.19 is far outside [17, 24]
     assert df.loc["CNN", "status"] == NOT_MEASURED and df.loc["CNN", "reason"]

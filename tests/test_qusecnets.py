@@ -351,7 +351,7 @@ def test_the_two_pages_ledgers_cover_every_claim_once():
     import pandas as pd
 
     from qutils.cascade import CascadeResult
-    from qutils.claims import BROKEN
+    from qutils.claims import REFUTED
 
     cfg = X.config_for("mnist", get_profile("smoke"))
     tabs = {"fgsm": pd.DataFrame([
@@ -376,7 +376,7 @@ def test_the_two_pages_ledgers_cover_every_claim_once():
     assert len(ada.records) == 2  # FGSM at 0.3: the undefended CNN's 1.48% and CQ's 97.51%
     cq = next(r for r in ada.records.values() if r.claim.model == "CQ n=2")
     assert cq.ours.value == 97.0 and cq.adaptive.value == 40.0  # ours: the paper's FGSM row
-    assert cq.status == BROKEN
+    assert cq.status == REFUTED
     with pytest.raises(ValueError, match="unknown part"):
         X.ledger(tabs, adaptive, cfg, part="everything")
     with pytest.raises(ValueError, match="need tabs"):

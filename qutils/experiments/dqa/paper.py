@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...claims import OFFLINE_UNAVAILABLE, PARTS, Claim, Ledger, check_part
+from ...claims import OFFLINE_UNAVAILABLE, PARTS, Claim, Ledger, check_part, mark_baselines
 from ...evaluate import pick
 from .config import FULL_PRECISION, DQAConfig, name_of
 
@@ -88,7 +88,10 @@ def _claims() -> list[Claim]:
     return out
 
 
-CLAIMS = _claims()
+#: the paper's reference models (its defense is the quantized networks, with or without PGD training)
+BASELINES = ("Full precision (ReLU)", "Full precision (ReLU) (no adv. training)", "Madry et al. (PGD training)",
+             "Cowboy", "Defense-GAN", "Thermometer encoding")
+CLAIMS = mark_baselines(_claims(), BASELINES)
 
 
 def paper_table1(t1: pd.DataFrame, table: str = "table 1") -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...chapter import DEFENSE, OTHER, PGD_TRAINED, UNDEFENDED, Chapter, Source
 from .config import GCLNConfig
-from .paper import CLAIMS
+from .paper import CLAIMS, port_verdicts
 
 __all__ = ["CHAPTER"]
 
@@ -22,4 +22,4 @@ CHAPTER = Chapter(
     results=("gcln", "gcln_adaptive", "gcln_fashion_mnist"),
     sources={"mnist": (_source("gcln_adaptive", (48, 96), "curve"),),
              "fashion_mnist": (_source("gcln_fashion_mnist", (16, 32)),)},
-    config=GCLNConfig, claims=CLAIMS)
+    config=GCLNConfig, claims=CLAIMS, ports=port_verdicts)

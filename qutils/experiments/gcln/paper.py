@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...claims import Claim, Ledger
+from ...claims import Claim, Ledger, mark_baselines
 
-__all__ = ["PAPER", "CLAIMS", "PORTS", "PARTS", "part_of", "paper_table", "ledger", "port_table", "roles"]
+__all__ = ["PAPER", "CLAIMS", "PORTS", "PARTS", "PORT_RESULTS", "part_of", "paper_table", "ledger", "port_table",
+           "roles", "port_verdicts"]
 
 _CIFAR_EPS, _SVHN_EPS = 8 / 255, 12 / 255
 PAPER = {
@@ -71,7 +72,9 @@ def _claims() -> list[Claim]:
     return out
 
 
-CLAIMS = _claims()
+#: every model but GCLN's is a reference the paper compares against
+BASELINES = tuple(sorted({m for spec in PAPER.values() for m in spec["rows"]} - {"GCLN (Qs=5)", "GCLN (Qs=10)"}))
+CLAIMS = mark_baselines(_claims(), BASELINES)
 
 
 def paper_table(table: str) -> pd.DataFrame:
@@ -151,6 +154,39 @@ def port_table(measured: pd.DataFrame, adaptive: dict | None, cfg, names: dict) 
                          "ci_low": 100 * a.ci[0], "ci_high": 100 * a.ci[1], "n": a.n,
                          "adaptive": acc(worst.worst) if worst is not None and r["column"] != "clean" else "-"})
     return pd.DataFrame(rows)
+
+
+#: ``{the paper's dataset: (the results file of its port's adaptive evaluation, the port's name)}``
+PORT_RESULTS = {"cifar10": ("gcln_adaptive", "MNIST port"), "svhn": ("gcln_fashion_mnist", "Fashion-MNIST port")}
+
+
+def port_verdicts(directory) -> dict:
+    """``{claim key: (Estimate, port name)}`` for the ledger's port column: for every white-box robustness
+    claim about the paper's own models (GCLN), the adaptive worst case of the model that plays it on the
+    port, read from the port's adaptive results in ``directory``. The baselines' claims get none: our
+    ported baselines play their roles, they are not the numbers the paper quotes, and cannot refute them."""
+    from pathlib import Path
+
+    from ...claims import Estimate
+    from ...results import load_results
+    from .config import GCLNConfig
+
+    out = {}
+    for dataset, (name, where) in PORT_RESULTS.items():
+        res = load_results(Path(directory) / f"{name}.json")
+        cfg = GCLNConfig(**(res.get("config") or {}))
+        worst = {r["model"]: r for r in res.get("tables", {}).get("adaptive") or []}
+        names = roles(cfg)
+        for c in CLAIMS:
+            if c.dataset != dataset or c.baseline or c.attack == "none" or c.threat_model != "white-box":
+                continue
+            r = worst.get(names[PORTS[c.model]])
+            if r is None:
+                raise ValueError(f"{name}.json has no adaptive row for {names[PORTS[c.model]]!r} (the port of "
+                                 f"{c.model}): stale results, re-run its notebook")
+            out[c.key] = (Estimate(100 * r["worst"], 100 * r["worst_lo"], 100 * r["worst_hi"], r.get("n"),
+                                   f"{names[PORTS[c.model]]}, {r['decisive']}, eps={cfg.eps:g}"), where)
+    return out
 
 
 def roles(cfg) -> dict:

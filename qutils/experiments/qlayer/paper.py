@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ... import report
-from ...claims import Claim, Ledger
+from ...claims import Claim, Ledger, mark_baselines
 from ...evaluate import accuracy_of
 from .config import SOURCE_A, SOURCE_B, QLayerConfig
 
@@ -161,6 +161,9 @@ def _claims():
 
 
 CLAIMS, _WHERE = _claims()
+#: the paper's reference models: its CNN, undefended and FGSM-trained
+BASELINES = ("CNN", "CNN + adv")
+CLAIMS = mark_baselines(CLAIMS, BASELINES)
 
 
 def claims_of(cfg: QLayerConfig, tables, part: str | None = None) -> list:

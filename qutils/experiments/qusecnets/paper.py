@@ -7,7 +7,7 @@ answers it; claims without such a row say why.
 """
 from __future__ import annotations
 
-from ...claims import OFFLINE_UNAVAILABLE, PARTS, Claim, Ledger, check_part
+from ...claims import OFFLINE_UNAVAILABLE, PARTS, Claim, Ledger, check_part, mark_baselines
 from .config import NO_DEFENSE, QuSecNetsConfig
 from .measure import pick
 from .zoo import BRELU
@@ -31,6 +31,9 @@ CLAIMS = [
     Claim("qusecnets", "section I.A (figure 1)", "cifar10", "CQ", "FGSM (figure 1)", 24.66,
           note="adversarial images classified correctly after quantization; 8.87% without"),
 ]
+#: the paper's reference models: the undefended network and the defense it quotes
+BASELINES = (NO_DEFENSE, BRELU)
+CLAIMS = mark_baselines(CLAIMS, BASELINES)
 
 #: claim index -> (table, selection) of our number under the paper's protocol, or a reason it has none
 MEASURED_BY = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...claims import OFFLINE_UNAVAILABLE, Claim, Ledger, check_part
+from ...claims import OFFLINE_UNAVAILABLE, Claim, Ledger, check_part, mark_baselines
 from .config import SQAConfig
 
 __all__ = ["PAPER", "CLAIMS", "COLUMNS", "paper_table1", "ledger"]
@@ -64,7 +64,10 @@ def _claims() -> list[Claim]:
     return out
 
 
-CLAIMS = _claims()
+#: the paper's reference models: the full-precision networks and the defenses it quotes
+BASELINES = ("SMALL full", "LARGE full", "RES34 full", "RES101 full", "Adv. Training (Madry et al., RESW)",
+             "PixelDefend (RES62)", "SAP (RES20)", "Thermometer (RES30W)")
+CLAIMS = mark_baselines(_claims(), BASELINES)
 
 
 def _label(col, spec) -> str:
