@@ -163,7 +163,8 @@ def claims_table(frame, reason: bool = False, links: bool = False):
                          for a, b, c in zip(frame.adaptive, frame.adaptive_ci_low, frame.adaptive_ci_high)],
         "status": frame.status.to_numpy()})
     if "port" in frame and frame.port.fillna("").astype(str).str.len().any():
-        out["port (%)"] = [f"{cell(v, lo, hi, percent=True)}: {p}" if isinstance(p, str) and p else EMPTY
+        out["port (%)"] = [f"{cell(v, lo, hi, percent=True)} {p.replace(' on the ', ' (')})" if isinstance(p, str) and p
+                           else EMPTY
                            for v, lo, hi, p in zip(frame.port_value, frame.port_ci_low, frame.port_ci_high, frame.port)]
     if reason:
         out["reason"] = [r if isinstance(r, str) and r.strip() else EMPTY for r in frame.reason]
