@@ -13,6 +13,9 @@ both bounds possible here, where for a smooth defense an attack gives only an up
 * :func:`interval_bounds` / :func:`margin_lower_bound` -- interval bound propagation (IBP; Gowal
   et al. 2018) through the classifier over that box, the last linear layer folded into the margin
   ``z_y - z_j``: a sound lower bound on the margin of every binary image in the box.
+* :func:`crown_margin_lower_bound` -- CROWN (Zhang et al. 2018): linear bounds propagated
+  backwards, each ReLU relaxed between two lines; tighter than IBP on a network trained without
+  it, for chains of affine layers and ReLUs.
 * :func:`certify` -- per image, *certified* (no reachable binary image changes the prediction:
   proved by the bound, or by enumerating every vertex), *broken* (a reachable binary image that
   does, realised as a real input within the ball and checked on the deployed model), or *unknown*
@@ -22,8 +25,9 @@ both bounds possible here, where for a smooth defense an attack gives only an up
 
 The certified fraction is a lower bound on robust accuracy under the threat model (L-infinity,
 ``eps``, the deployed binarizing network), the attacks' best an upper bound; the truth lies
-between. auto_LiRPA (CROWN) gives tighter bounds but pins an old torch; IBP with exact enumeration
-at the leaves is sound, small and tested here (``tests/test_certify.py``).
+between. auto_LiRPA, the maintained CROWN library, is not on PyPI (it installs from its git
+repository, with pins of its own), so the two bounds here are written small and tested for
+soundness against brute force (``tests/test_certify.py``).
 """
 from __future__ import annotations
 
@@ -34,10 +38,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_choice, check_eps, check_inputs, check_int
+from .checks import check_box, check_choice, check_eps, check_inputs, check_int
 
-__all__ = ["reachable", "interval_bounds", "margin_lower_bound", "crown_margin_lower_bound", "certify", "BOUNDS", "Certificate", "CERTIFIED", "BROKEN",
-           "UNKNOWN", "MISCLASSIFIED", "realise", "binarizer_of"]
+__all__ = ["reachable", "interval_bounds", "margin_lower_bound", "crown_margin_lower_bound", "certify", "BOUNDS",
+           "Certificate", "CERTIFIED", "BROKEN", "UNKNOWN", "MISCLASSIFIED", "realise", "binarizer_of"]
 
 CERTIFIED, BROKEN, UNKNOWN, MISCLASSIFIED = "certified", "broken", "unknown", "misclassified"
 
@@ -151,8 +155,7 @@ def interval_bounds(net: nn.Module, lo: torch.Tensor, hi: torch.Tensor):
     """``(out_lo, out_hi)``: bounds on ``net(v)`` for every input ``lo <= v <= hi`` (interval bound
     propagation; ``net`` in eval mode, built of linear, convolution, batch norm, pooling and
     monotone activation layers)."""
-    if lo.shape != hi.shape or bool((lo > hi).any()):
-        raise ValueError("interval_bounds needs lo <= hi of the same shape")
+    check_box(lo, hi)
     with torch.no_grad():
         return _propagate(_graph(net), lo, hi, stop_before_last_linear=False)[0]
 
@@ -331,8 +334,7 @@ def crown_margin_lower_bound(net: nn.Module, lo: torch.Tensor, hi: torch.Tensor,
     general activation functions"): linear bounds propagated backwards, every ReLU's pre-activation
     bounds themselves computed by CROWN. Usually much tighter than interval bounds on a network
     trained without them; for chains of affine layers and ReLUs (``net`` in eval mode)."""
-    if lo.shape != hi.shape or bool((lo > hi).any()):
-        raise ValueError("crown_margin_lower_bound needs lo <= hi of the same shape")
+    check_box(lo, hi)
     crown = _Crown(net, lo)
     return torch.stack([crown.margin(lo[i:i + 1], hi[i:i + 1], y[i]) for i in range(len(lo))])
 
@@ -454,20 +456,24 @@ def _bound_fn(classifier, example, bound: str):
     ``"auto"``: ``"crown"`` where the network is a chain CROWN can bound, else ``"ibp"``."""
     check_choice(bound, BOUNDS, "bound")
     gm = _graph(classifier)
+
+    def ibp(lo, hi, y):
+        return margin_lower_bound(classifier, lo, hi, y, gm)
+
     if bound == "ibp":
-        return (lambda lo, hi, y: margin_lower_bound(classifier, lo, hi, y, gm)), "ibp"
+        return ibp
     try:
         crown = _Crown(classifier, example)
     except ValueError:
         if bound == "crown":
             raise
-        return (lambda lo, hi, y: margin_lower_bound(classifier, lo, hi, y, gm)), "ibp"
+        return ibp
 
-    def both(lo, hi, y):
-        ibp = margin_lower_bound(classifier, lo, hi, y, gm)
-        return ibp if float(ibp) > 0 else torch.maximum(ibp, crown.margin(lo, hi, y[0]).view(1))
+    def both(lo, hi, y):  # CROWN only where the cheap bound did not already prove the box
+        first = ibp(lo, hi, y)
+        return first if float(first) > 0 else torch.maximum(first, crown.margin(lo, hi, y[0]).view(1))
 
-    return both, "crown"
+    return both
 
 
 def certify(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, enum_limit: int = 10,
@@ -487,7 +493,7 @@ def certify(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, en
     was = classifier.training
     classifier.eval()
     try:
-        bound_fn, _ = _bound_fn(classifier, x[:1], bound)
+        bound_fn = _bound_fn(classifier, x[:1], bound)
         lo, hi = reachable(quantizer, x, eps)
 
         def deployed(v):

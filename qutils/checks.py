@@ -16,8 +16,8 @@ import math
 import torch
 import torch.nn as nn
 
-__all__ = ["check_int", "check_eps", "check_positive", "check_finite", "check_choice", "check_inputs", "check_batch",
-           "num_classes"]
+__all__ = ["check_int", "check_eps", "check_positive", "check_finite", "check_choice", "check_box", "check_inputs",
+           "check_batch", "num_classes"]
 
 
 def check_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
@@ -67,6 +67,12 @@ def check_finite(value, name: str) -> float:
     if not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v}")
     return v
+
+
+def check_box(lo: torch.Tensor, hi: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``[lo, hi]`` is a box: two tensors of one shape with ``lo <= hi``."""
+    if lo.shape != hi.shape or bool((lo > hi).any()):
+        raise ValueError("a box needs lo <= hi of the same shape")
 
 
 def check_choice(value, allowed, name: str):
