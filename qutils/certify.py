@@ -13,15 +13,22 @@ both bounds possible here, where for a smooth defense an attack gives only an up
 * :func:`interval_bounds` / :func:`margin_lower_bound` -- interval bound propagation (IBP; Gowal
   et al. 2018) through the classifier over that box, the last linear layer folded into the margin
   ``z_y - z_j``: a sound lower bound on the margin of every binary image in the box.
+* :func:`linear_margin_lower_bound` -- forward linear bounds (symbolic intervals): every neuron
+  between two linear functions of the free pixels, pushed forward; as cheap as a forward pass of
+  a few dozen images, and on the book's CNNs it proves boxes that interval bounds miss by tens of
+  logits. The search's default (``"auto"``).
 * :func:`crown_margin_lower_bound` -- CROWN (Zhang et al. 2018): linear bounds propagated
-  backwards, each ReLU relaxed between two lines; tighter than IBP on a network trained without
-  it, for chains of affine layers and ReLUs.
+  backwards, each ReLU relaxed between two lines; tighter still, but one backward row per
+  uncertain neuron (seconds per box on the book's CNNs), for chains of affine layers and ReLUs.
 * :func:`certify` -- per image, *certified* (no reachable binary image changes the prediction:
   proved by the bound, or by enumerating every vertex), *broken* (a reachable binary image that
   does, realised as a real input within the ball and checked on the deployed model), or *unknown*
   (the search budget ran out). It is a branch and bound: bound the box; where the bound does not
   prove the margin positive, try the box's most promising vertex; enumerate a box with few free
   pixels exactly; otherwise fix the most influential free pixel both ways and recurse.
+
+* :func:`two_sided` -- both bounds on the same images: the certified share (lower) and the share
+  that neither the attacks nor the search broke (upper), as a :class:`Bounds`.
 
 The certified fraction is a lower bound on robust accuracy under the threat model (L-infinity,
 ``eps``, the deployed binarizing network), the attacks' best an upper bound; the truth lies
@@ -41,6 +48,7 @@ import torch.nn.functional as F
 from .checks import check_box, check_choice, check_eps, check_inputs, check_int
 
 __all__ = ["reachable", "interval_bounds", "margin_lower_bound", "crown_margin_lower_bound", "certify", "BOUNDS",
+           "two_sided", "Bounds", "is_binarizer", "bounds_table", "linear_margin_lower_bound",
            "Certificate", "CERTIFIED", "BROKEN", "UNKNOWN", "MISCLASSIFIED", "realise", "binarizer_of"]
 
 CERTIFIED, BROKEN, UNKNOWN, MISCLASSIFIED = "certified", "broken", "unknown", "misclassified"
@@ -60,6 +68,15 @@ def binarizer_of(defense: nn.Module):
     if levels != 2:
         raise ValueError(f"certify bounds two-level quantizers (binarization); this one has {levels} levels")
     return transform, classifier
+
+
+def is_binarizer(defense: nn.Module) -> bool:
+    """Whether :func:`certify` can bound ``defense`` (:func:`binarizer_of` accepts it)."""
+    try:
+        binarizer_of(defense)
+    except ValueError:
+        return False
+    return True
 
 
 def reachable(quantizer, x: torch.Tensor, eps: float):
@@ -209,11 +226,11 @@ def _chain(gm):
             continue
         if node.op == "output":
             if node.args[0] is not prev:
-                raise ValueError("CROWN needs a chain network: its output is not its last step")
+                raise ValueError("linear bounds need a chain network: its output is not its last step")
             break
         inputs = [a for a in node.args if isinstance(a, torch.fx.Node)]
         if inputs != [prev]:
-            raise ValueError(f"CROWN needs a chain network; {node.name} does not take the previous step alone")
+            raise ValueError(f"linear bounds need a chain network; {node.name} does not take the previous step alone")
         rest = node.args[1:]
         if node.op == "call_module":
             mod = modules[node.target]
@@ -224,7 +241,7 @@ def _chain(gm):
                     raise ValueError("bound a network in eval mode (batch norm, dropout)")
                 steps.append(mod)
             else:
-                raise ValueError(f"CROWN cannot bound layer {type(mod).__name__} ({node.target})")
+                raise ValueError(f"linear bounds (CROWN, forward) cannot bound layer {type(mod).__name__} ({node.target})")
         elif node.op == "call_function" and node.target in (F.relu, torch.relu):
             steps.append(_RELU)
         elif node.op == "call_function" and node.target is torch.flatten:
@@ -234,7 +251,7 @@ def _chain(gm):
         elif node.op == "call_method" and node.target in _AFFINE_METHODS:
             steps.append(lambda v, m=node.target, rest=rest, kw=node.kwargs: getattr(v, m)(*rest, **kw))
         else:
-            raise ValueError(f"CROWN cannot bound operation {node.op} {node.target}")
+            raise ValueError(f"linear bounds (CROWN, forward) cannot bound operation {node.op} {node.target}")
         prev = node
     return steps
 
@@ -326,6 +343,100 @@ class _Crown:
             bounds = _crown_bounds(self.steps, self.shapes, lo, hi)
             c = _spec(y.view(1), self.out_shape[0])[0]  # (classes - 1, classes)
             return _back(self.steps, self.shapes, bounds, c, len(self.steps), lo, hi).min()
+
+
+# ------------------------------------------------------------------- forward linear bounds (symbolic)
+def _signed(step):
+    """``(positive part, negative part, bias)`` of an affine step: two linear maps whose sum is the
+    step's linear part, and the bias (None for a map without one). A step whose weights are all
+    non-negative (a reshape, dropout in eval mode, average pooling) is its own positive part."""
+    if isinstance(step, nn.Linear):
+        w = step.weight
+        return (lambda v: F.linear(v, w.clamp(min=0)), lambda v: F.linear(v, w.clamp(max=0)), step.bias)
+    if isinstance(step, nn.Conv2d):
+        if step.padding_mode != "zeros":
+            raise ValueError(f"bounds support zero padding only, not {step.padding_mode!r}")
+        w = step.weight
+
+        def conv(v, ww):
+            return F.conv2d(v, ww, None, step.stride, step.padding, step.dilation, step.groups)
+
+        bias = None if step.bias is None else step.bias.view(-1, 1, 1)
+        return (lambda v: conv(v, w.clamp(min=0)), lambda v: conv(v, w.clamp(max=0)), bias)
+    if isinstance(step, nn.BatchNorm2d):
+        scale = step.weight / torch.sqrt(step.running_var + step.eps)
+        shift = step.bias - step.running_mean * scale
+        sp, sn = scale.clamp(min=0).view(1, -1, 1, 1), scale.clamp(max=0).view(1, -1, 1, 1)
+        return (lambda v: v * sp, lambda v: v * sn, shift.view(-1, 1, 1))
+    return step, None, None
+
+
+class _Symbolic:
+    """Forward linear bounds (symbolic intervals, as in ReluVal and DeepPoly's forward pass) for one
+    chain network (:func:`_chain`). Over a box of binary images only the ``k`` free pixels vary, so
+    every neuron is bounded by two linear functions of ``k`` variables in [0, 1], pushed forward
+    layer by layer: an affine layer maps them exactly (its positive weights take the lower function
+    to the lower one, its negative weights the upper one), a ReLU that may be on or off keeps its
+    upper function scaled onto the chord ``u (z - l) / (u - l)`` and its lower one times 0 or 1.
+    It costs a forward pass of ``2 (k + 1)`` images, where CROWN's backward pass costs one row per
+    uncertain neuron; it keeps what interval bounds lose, the correlation between neurons."""
+
+    def __init__(self, net: nn.Module):
+        self.steps = _chain(_graph(net))
+        self.fold = isinstance(self.steps[-1], nn.Linear)
+
+    def margin(self, lo, hi, y):
+        """A sound lower bound on ``min_{j != y} z_y - z_j`` over the box (batch of one)."""
+        if len(lo) != 1:
+            raise ValueError("linear margins here are computed one image at a time")
+        with torch.no_grad():
+            free = (lo != hi).flatten().nonzero().flatten()
+            k = len(free)
+            a = torch.zeros(k, lo[0].numel(), dtype=lo.dtype, device=lo.device)
+            a[torch.arange(k), free] = (hi - lo).flatten()[free]
+            a_lo, c_lo = a.view(k, *lo.shape[1:]), lo
+            a_up, c_up = a_lo, lo
+            body = self.steps[:-1] if self.fold else self.steps
+            for step in body:
+                if step is _RELU:
+                    l = c_lo + a_lo.clamp(max=0).sum(0, keepdim=True)
+                    u = c_up + a_up.clamp(min=0).sum(0, keepdim=True)
+                    on, unstable = l >= 0, (l < 0) & (u > 0)
+                    slope = torch.where(unstable, u / (u - l).clamp_min(1e-12), on.to(lo.dtype))
+                    lam = torch.where(unstable, (u > -l).to(lo.dtype), on.to(lo.dtype))
+                    a_up, c_up = a_up * slope, slope * (c_up - torch.where(unstable, l, torch.zeros_like(l)))
+                    a_lo, c_lo = a_lo * lam, c_lo * lam
+                    continue
+                pos, neg, bias = _signed(step)
+                low, up = torch.cat([a_lo, c_lo]), torch.cat([a_up, c_up])
+                if neg is None:
+                    low, up = pos(low), pos(up)
+                else:
+                    low, up = pos(low) + neg(up), pos(up) + neg(low)
+                    if bias is not None:
+                        low[-1:] += bias
+                        up[-1:] += bias
+                a_lo, c_lo, a_up, c_up = low[:-1], low[-1:], up[:-1], up[-1:]
+            classes = self.steps[-1].out_features if self.fold else c_lo[0].numel()
+            spec = _spec(y.view(1), classes)[0].to(lo.dtype)  # (classes - 1, classes)
+            if self.fold:
+                last = self.steps[-1]
+                w, b = spec @ last.weight, spec @ last.bias if last.bias is not None else 0.0
+            else:
+                w, b = spec, 0.0
+            wp, wn = w.clamp(min=0).T, w.clamp(max=0).T
+            coef = a_lo.flatten(1) @ wp + a_up.flatten(1) @ wn  # (k, classes - 1)
+            const = c_lo.flatten(1) @ wp + c_up.flatten(1) @ wn + b
+            return (const[0] + coef.clamp(max=0).sum(0)).min()
+
+
+def linear_margin_lower_bound(net: nn.Module, lo: torch.Tensor, hi: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per image, the forward linear bound (:class:`_Symbolic`) on ``min_{j != y} z_y(v) - z_j(v)``
+    over every input ``v`` of the box ``[lo, hi]`` (so over its binary images too): each pixel is
+    ``lo + b (hi - lo)`` with ``b`` in [0, 1]."""
+    check_box(lo, hi)
+    sym = _Symbolic(net)
+    return torch.stack([sym.margin(lo[i:i + 1], hi[i:i + 1], y[i]) for i in range(len(lo))])
 
 
 def crown_margin_lower_bound(net: nn.Module, lo: torch.Tensor, hi: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -447,13 +558,15 @@ def _certify_one(classifier, bound, x, y, lo, hi, eps, enum_limit, node_budget, 
     return Certificate(CERTIFIED, free, nodes, vertices, how)
 
 
-BOUNDS = ("auto", "crown", "ibp")
+BOUNDS = ("auto", "linear", "crown", "ibp")
 
 
 def _bound_fn(classifier, example, bound: str):
     """``f(lo, hi, y)``: the margin lower bound the search uses. ``"ibp"``: interval bounds;
-    ``"crown"``: the larger of CROWN's and the interval bound (both sound, so their maximum is);
-    ``"auto"``: ``"crown"`` where the network is a chain CROWN can bound, else ``"ibp"``."""
+    ``"linear"``: the larger of the forward linear bound (:class:`_Symbolic`) and the interval
+    bound (both sound, so their maximum is); ``"crown"``: the same with CROWN, tighter and two
+    orders of magnitude slower; ``"auto"``: ``"linear"`` where the network is a chain the linear
+    bounds handle, else ``"ibp"``. The tighter bound runs only where the interval bound fails."""
     check_choice(bound, BOUNDS, "bound")
     gm = _graph(classifier)
 
@@ -463,15 +576,15 @@ def _bound_fn(classifier, example, bound: str):
     if bound == "ibp":
         return ibp
     try:
-        crown = _Crown(classifier, example)
+        tight = _Crown(classifier, example) if bound == "crown" else _Symbolic(classifier)
     except ValueError:
-        if bound == "crown":
+        if bound != "auto":
             raise
         return ibp
 
-    def both(lo, hi, y):  # CROWN only where the cheap bound did not already prove the box
+    def both(lo, hi, y):
         first = ibp(lo, hi, y)
-        return first if float(first) > 0 else torch.maximum(first, crown.margin(lo, hi, y[0]).view(1))
+        return first if float(first) > 0 else torch.maximum(first, tight.margin(lo, hi, y[0]).view(1))
 
     return both
 
@@ -483,8 +596,8 @@ def certify(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, en
     the real input that breaks it, verified on the deployed model), unknown (more than
     ``node_budget`` boxes would be needed) or misclassified. ``enum_limit``: a box with at most that
     many free pixels is enumerated (``2**enum_limit`` images). ``bound``: the margin bound of each
-    box (:data:`BOUNDS`; ``"auto"``: CROWN where the classifier is a chain of affine layers and
-    ReLUs, interval bounds otherwise)."""
+    box (:data:`BOUNDS`; ``"auto"``: forward linear bounds where the classifier is a chain of affine
+    layers and ReLUs, interval bounds otherwise)."""
     eps = check_eps(eps)
     check_inputs(x, y)
     enum_limit = check_int(enum_limit, "enum_limit", minimum=0, maximum=20)
@@ -508,3 +621,83 @@ def certify(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, en
         return out
     finally:
         classifier.train(was)
+
+
+# ------------------------------------------------------------------------------ both bounds at once
+@dataclass
+class Bounds:
+    """Robust accuracy of a binarizing defense at one radius, bounded from both sides on the same
+    images: ``lower`` -- the share certified (no reachable binary input changes the prediction);
+    ``upper`` -- the share that neither the attacks nor the search broke. The truth lies between;
+    ``unknown`` images (the search ran out of budget and no attack broke them) make the gap."""
+
+    lower: "Accuracy"
+    upper: "Accuracy"
+    certificates: list = field(repr=False)
+
+    def counts(self) -> dict:
+        """Images per verdict of the search (:data:`CERTIFIED`, :data:`BROKEN`, :data:`UNKNOWN`,
+        :data:`MISCLASSIFIED`)."""
+        out = {s: 0 for s in (CERTIFIED, BROKEN, UNKNOWN, MISCLASSIFIED)}
+        for c in self.certificates:
+            out[c.status] += 1
+        return out
+
+    def row(self) -> dict:
+        """One table row: both bounds with their 95% intervals (in [0, 1]) and the verdict counts
+        (``n_certified``, ``n_broken``, ``n_unknown``, ``n_misclassified``)."""
+        (llo, lhi), (ulo, uhi) = self.lower.ci, self.upper.ci
+        return {"eps": self.lower.eps, "n": self.lower.n, "certified": self.lower.value, "certified_lo": llo,
+                "certified_hi": lhi, "attacked": self.upper.value, "attacked_lo": ulo, "attacked_hi": uhi,
+                "gap": self.upper.value - self.lower.value, **{f"n_{k}": v for k, v in self.counts().items()}}
+
+
+def two_sided(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, survived: torch.Tensor,
+              attack: str = "attacks", **kw) -> Bounds:
+    """Both bounds on the robust accuracy of the binarizing ``defense`` at L-infinity ``eps``:
+    :func:`certify` on every image (``kw``: its budget), and ``survived`` -- per image, whether the
+    attacks (``attack``: their name, for the label) left it classified correctly. The upper bound
+    counts an image robust only if it survived the attacks and the search did not break it; the
+    lower bound counts the certified ones. A certified image that an attack broke is a bug in one
+    of them, and raises."""
+    from .metrics import Accuracy
+
+    survived = torch.as_tensor(survived, dtype=torch.bool).flatten()
+    if len(survived) != len(x):
+        raise ValueError(f"survived has {len(survived)} entries for {len(x)} images")
+    certs = certify(defense, x, y, eps, **kw)
+    cert = torch.tensor([c.status == CERTIFIED for c in certs], dtype=torch.bool)
+    searched = torch.tensor([c.status in (CERTIFIED, UNKNOWN) for c in certs], dtype=torch.bool)
+    if bool((cert & ~survived).any()):
+        raise RuntimeError(f"{int((cert & ~survived).sum())} certified images were broken by the attacks: the "
+                           "certificate or the attack's scoring is wrong")
+    n = len(x)
+    lower = Accuracy(int(cert.sum()), n, "certified (bound + branch and bound)", "white-box", "Linf", eps, 0,
+                     {"node_budget": kw.get("node_budget", 200), "enum_limit": kw.get("enum_limit", 10)})
+    upper = Accuracy(int((survived & searched).sum()), n, f"{attack} + exact search", "white-box", "Linf", eps, 0)
+    return Bounds(lower, upper, certs)
+
+
+def bounds_table(models: dict, x: torch.Tensor, y: torch.Tensor, epsilons, survived, progress: bool = False,
+                 **kw) -> "pd.DataFrame":
+    """:func:`two_sided` for every binarizing model of ``models`` (the others are skipped) at every
+    radius of ``epsilons``, on the same images. ``survived(name, model, eps)`` returns the attacks'
+    per-image verdict and their name (``(mask, label)``); ``kw``: the search budget of
+    :func:`certify`. One row per model and radius (:meth:`Bounds.row`) with the model's name, the
+    attacks' name and the seconds the search took."""
+    import time
+
+    import pandas as pd
+
+    from .progress import progress as _progress
+
+    rows = []
+    jobs = [(name, m, float(e)) for name, m in models.items() if is_binarizer(m) for e in epsilons]
+    if not jobs:
+        raise ValueError(f"none of the models {list(models)} binarizes its input: nothing to bound")
+    for name, m, e in _progress(jobs, enabled=progress, desc="bounds"):
+        mask, label = survived(name, m, e)
+        t0 = time.perf_counter()
+        b = two_sided(m, x, y, e, mask, label, **kw)
+        rows.append({"model": name, **b.row(), "attack": label, "seconds": time.perf_counter() - t0})
+    return pd.DataFrame(rows)

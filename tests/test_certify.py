@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from qutils.attacks import ThresholdFlip
 from qutils.certify import (BROKEN, CERTIFIED, MISCLASSIFIED, UNKNOWN, certify, crown_margin_lower_bound,
-                            margin_lower_bound, reachable)
+                            linear_margin_lower_bound, margin_lower_bound, reachable)
 from qutils.defenses import BitDepthReduction, InputTransformModel, QuSecNet, constant_quantization
 
 
@@ -43,12 +43,13 @@ def _box(seed, shape=(1, 1, 6, 6), free=8):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_ibp_and_crown_are_sound_on_every_vertex_and_inside_the_box(seed):
-    """Neither bound exceeds the margin of any of the box's 2**8 vertices or of 500 random points in it."""
+    """No bound exceeds the margin of any of the box's 2**8 vertices or of 500 random points in it."""
     net = _chain_net(seed)
     lo, hi, idx = _box(seed)
     y = torch.tensor([seed % 4])
     ibp = float(margin_lower_bound(net, lo, hi, y))
     crown = float(crown_margin_lower_bound(net, lo, hi, y))
+    linear = float(linear_margin_lower_bound(net, lo, hi, y))
     verts = lo.repeat(256, 1, 1, 1)
     for k, bits in enumerate(itertools.product((0.0, 1.0), repeat=8)):
         verts[k].view(-1)[idx] = torch.tensor(bits)
@@ -56,8 +57,34 @@ def test_ibp_and_crown_are_sound_on_every_vertex_and_inside_the_box(seed):
     true_min = float(torch.cat([_margin(net, verts, y.expand(256)), _margin(net, inside, y.expand(500))]).min())
     assert ibp <= true_min + 1e-5
     assert crown <= true_min + 1e-5
+    assert linear <= true_min + 1e-5
     # CROWN is the tighter bound on these untrained networks (measured: by a wide margin)
     assert crown >= ibp - 1e-5
+
+
+def test_linear_bounds_are_sound_through_batch_norm_and_average_pooling():
+    """Batch norm with negative scales (its negative part takes the upper function to the lower one)
+    and average pooling: the forward linear bound and CROWN stay below every vertex's margin."""
+    torch.manual_seed(1)
+    bn = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.5, -2.0, 0.5, -0.7]))
+        bn.bias.copy_(torch.randn(4))
+        bn.running_mean.copy_(torch.randn(4))
+        bn.running_var.copy_(torch.rand(4) + 0.5)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), bn, nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                        nn.Linear(4 * 3 * 3, 10), nn.ReLU(), nn.Linear(10, 4)).eval()
+    for seed in range(3):
+        lo, hi, idx = _box(10 + seed)
+        y = torch.tensor([seed])
+        verts = lo.repeat(256, 1, 1, 1)
+        for k, bits in enumerate(itertools.product((0.0, 1.0), repeat=8)):
+            verts[k].view(-1)[idx] = torch.tensor(bits)
+        true_min = float(_margin(net, verts, y.expand(256)).min())
+        assert float(linear_margin_lower_bound(net, lo, hi, y)) <= true_min + 1e-5
+        assert float(crown_margin_lower_bound(net, lo, hi, y)) <= true_min + 1e-5
+        # a box with no free pixel is one image: the bound is its margin
+        assert float(linear_margin_lower_bound(net, lo, lo, y)) == pytest.approx(float(_margin(net, lo, y)), abs=1e-4)
 
 
 def test_crown_is_exact_on_a_network_without_relu():
@@ -72,6 +99,7 @@ def test_crown_is_exact_on_a_network_without_relu():
         verts[k].view(-1)[idx] = torch.tensor(bits)
     true_min = float(_margin(net, verts, y.expand(64)).min())
     assert float(crown_margin_lower_bound(net, lo, hi, y)) == pytest.approx(true_min, abs=1e-5)
+    assert float(linear_margin_lower_bound(net, lo, hi, y)) == pytest.approx(true_min, abs=1e-5)
     assert float(margin_lower_bound(net, lo, hi, y)) < true_min - 1e-3
 
 
@@ -96,7 +124,7 @@ def _brute_force(clf, x, y, eps):
     return False
 
 
-@pytest.mark.parametrize("enum_limit,bound", [(0, "ibp"), (0, "crown"), (20, "ibp"), (3, "auto")])
+@pytest.mark.parametrize("enum_limit,bound", [(0, "ibp"), (0, "crown"), (0, "linear"), (20, "ibp"), (3, "auto")])
 def test_verdicts_equal_brute_force_on_tiny_images(enum_limit, bound):
     """Pure branch and bound (enum_limit 0), pure enumeration (20) and a mix give the verdict an
     exhaustive search over every reachable binary image gives, on 40 random images."""
@@ -204,7 +232,48 @@ def test_bad_input_raises(trained_cnn, mnist_test):
     with pytest.raises(ValueError):
         certify(net, x * 2, y, 0.1)
     pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 13 * 13, 10))
-    with pytest.raises(ValueError, match="CROWN cannot bound layer MaxPool2d"):
-        certify(QuSecNet(constant_quantization(2), pooled.eval()), x, y, 0.1, bound="crown")
+    for b in ("crown", "linear"):
+        with pytest.raises(ValueError, match="cannot bound layer MaxPool2d"):
+            certify(QuSecNet(constant_quantization(2), pooled.eval()), x, y, 0.1, bound=b)
     # "auto" falls back to interval bounds for a network CROWN does not handle
     assert len(certify(QuSecNet(constant_quantization(2), pooled.eval()), x, y, 0.05, bound="auto")) == 2
+
+
+def test_two_sided_bounds_bracket_the_exact_robust_accuracy():
+    """On tiny images brute force gives the exact robust accuracy. With a search budget too small to
+    decide every image, the certified share is at or below it and the attacked share (an attack that
+    breaks nothing, so only the search's verdicts count) at or above it; with a large budget both
+    equal it. An attack that breaks a certified image is a bug, and raises."""
+    from qutils.certify import bounds_table, two_sided
+
+    net, clf = _tiny_defense(3)
+    x = torch.rand(30, 1, 3, 3, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        y = clf(constant_quantization(2, mode="hard")(x)).argmax(1)
+    eps = 0.1
+    exact = sum(not _brute_force(clf, x[i:i + 1], y[i], eps) for i in range(len(x))) / len(x)
+    nothing = torch.ones(len(x), dtype=torch.bool)  # an attack that broke nothing
+    tight = two_sided(net, x, y, eps, nothing, "no attack", node_budget=10_000, enum_limit=0)
+    assert tight.lower.value == tight.upper.value == pytest.approx(exact)
+    assert 0.2 < exact < 0.8, exact  # the images exercise both verdicts
+    loose = two_sided(net, x, y, eps, nothing, "no attack", node_budget=1, enum_limit=0)
+    assert loose.lower.value <= exact <= loose.upper.value
+    assert loose.counts()[UNKNOWN] >= 1 and loose.upper.value - loose.lower.value == pytest.approx(
+        loose.counts()[UNKNOWN] / len(x))
+    # the attacks' verdict lowers the upper bound image by image; contradicting a certificate raises
+    cert = torch.tensor([c.status == CERTIFIED for c in tight.certificates])
+    some_unknown = torch.tensor([c.status == UNKNOWN for c in loose.certificates])
+    attacked = two_sided(net, x, y, eps, ~some_unknown, "an attack", node_budget=1, enum_limit=0)
+    assert attacked.upper.value == pytest.approx(loose.lower.value)
+    with pytest.raises(RuntimeError, match="certified images were broken"):
+        two_sided(net, x, y, eps, ~cert, "a wrong attack", node_budget=10_000, enum_limit=0)
+    with pytest.raises(ValueError, match="entries"):
+        two_sided(net, x, y, eps, nothing[:3])
+    # the table: one row per binarizing model and radius, the plain classifier skipped
+    t = bounds_table({"CQ": net, "plain": clf}, x, y, (eps, 0.2), lambda name, m, e: (nothing, "no attack"),
+                     node_budget=10_000, enum_limit=0)
+    assert list(t.model) == ["CQ", "CQ"] and list(t.eps) == [eps, 0.2]
+    assert (t.n_certified + t.n_broken + t.n_unknown + t.n_misclassified == len(x)).all()
+    assert t.certified.iloc[0] == pytest.approx(exact) and t.certified.iloc[1] < t.certified.iloc[0]
+    with pytest.raises(ValueError, match="binarizes"):
+        bounds_table({"plain": clf}, x, y, (eps,), lambda *a: (nothing, ""))

@@ -409,3 +409,27 @@ def test_the_zoo_trains_a_named_subset_and_refuses_unknown_names():
     cfg = X.config_for("mnist", get_profile("smoke"))
     with pytest.raises(ValueError, match="no models \\['CQ n=9'\\]"):
         X.train_zoo(cfg, get_profile("smoke"), names=["No defense", "CQ n=9"], progress=False)
+
+
+def test_binarization_bounds_bracket_the_cascade_image_by_image(trained_cnn, mnist_test):
+    """The chapter's two-sided bounds: only binarizing models get a row; per row certified <= attacked;
+    at the chapter's radius the upper bound uses the cascade it is given (never above it), at another
+    radius the light cascade; the search's verdicts and the certified count add up."""
+    import dataclasses
+
+    from qutils.defenses import constant_quantization
+
+    cfg = dataclasses.replace(X.config_for("mnist", get_profile("smoke")), certify_images=12, certify_nodes=5,
+                              eps=0.1)
+    cq = QuSecNet(constant_quantization(2), trained_cnn).eval()
+    defs = {X.NO_DEFENSE: trained_cnn, "CQ n=2": cq}
+    x, y = mnist_test.x[:20], mnist_test.y[:20]
+    results = X.adaptive({"CQ n=2": cq}, x, y, cfg, light=True, progress=False)
+    t = X.binarization_bounds(defs, x, y, cfg, results, epsilons=(0.05, 0.1))
+    assert list(t.model) == ["CQ n=2", "CQ n=2"] and list(t.eps) == [0.05, 0.1] and (t.n == 12).all()
+    assert (t.certified <= t.attacked).all() and (t.gap >= 0).all()
+    assert list(t.attack) == ["APGD-CE + threshold flip", "the adaptive cascade"]
+    at_eps = t[t.eps == 0.1].iloc[0]
+    assert at_eps.attacked <= float(results["CQ n=2"].robust[:12].float().mean()) + 1e-9
+    assert (t.n_certified + t.n_broken + t.n_unknown + t.n_misclassified == 12).all()
+    assert (t.n_certified / 12 == t.certified).all()

@@ -55,6 +55,10 @@ class QuSecNetsConfig(CascadeSettings):
     bpda_z: float = 10.0  #: steepness of the sigmoid used as BPDA backward pass
     square_queries: int = 1000  #: Square's queries, on every image that survives the gradient attacks
     curve_images: int = 100  #: images of the accuracy-versus-epsilon curves and the audit
+    certify_images: int = 100  #: images bounded from both sides (the first of the adaptive cascade's)
+    certify_epsilons: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)  #: radii of the two-sided bounds
+    certify_nodes: int = 40  #: the search's budget per image: boxes bounded before it says "unknown"
+    certify_enum: int = 10  #: a box with at most this many free pixels is enumerated (2**10 images)
     seed: int = 0
     substitute_seed: int = 1
 
@@ -72,9 +76,11 @@ def config_for(dataset: str, profile: Profile) -> QuSecNetsConfig:
     if profile.name == "smoke":
         cfg = dataclasses.replace(cfg, epochs=1, adv_epochs=1, eval_images=profile.eval_images, cw_images=10,
                                   cw_sources=2, cw_steps=10, adaptive_images=50, pgd_steps=profile.attack_steps,
-                                  square_queries=50, flip_steps=10, curve_images=20, cq_levels=(2, 4))
+                                  square_queries=50, flip_steps=10, curve_images=20, cq_levels=(2, 4),
+                                  certify_images=8, certify_epsilons=(0.1, 0.3), certify_nodes=5)
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, epochs=10, adv_epochs=10, eval_images=profile.eval_images, cw_images=1000,
                                   cw_sources=100, adaptive_images=1000, pgd_steps=100, square_queries=5000,
-                                  apgd_targets=9, curve_images=1000, cq_levels=(2, 3, 4, 8, 16))
+                                  apgd_targets=9, curve_images=1000, cq_levels=(2, 3, 4, 8, 16),
+                                  certify_images=1000, certify_epsilons=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3), certify_nodes=400)
     return cfg

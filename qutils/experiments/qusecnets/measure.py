@@ -17,7 +17,8 @@ from .config import NO_DEFENSE, QuSecNetsConfig
 from .zoo import _info
 
 __all__ = ["reproduce", "zoo_frame", "pick", "headline", "fgsm_pivot", "transfer_beats_white_box", "threshold_crossable", "crossable_table",
-           "paper_protocol", "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference"]
+           "paper_protocol", "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference",
+           "binarization_bounds"]
 
 
 def reproduce(defs: dict, substitute: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig,
@@ -186,6 +187,29 @@ def adaptive_curves(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNets
                      ).assign(attack=f"{name} (hard): PGD+BPDA"),
         attack_table(defs[NO_DEFENSE], [pgd], eps_grid, xc, yc, progress=False).assign(attack="no defense: PGD"),
     ], ignore_index=True)
+
+
+def binarization_bounds(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, results: dict | None = None,
+                        epsilons=None, progress: bool = False) -> pd.DataFrame:
+    """Robust accuracy of every binarizing model (two-level CQ and VQ, 1-bit feature squeezing)
+    bounded from both sides on the first ``cfg.certify_images`` images, at each radius of
+    ``cfg.certify_epsilons`` (:func:`qutils.certify.bounds_table`). The attacks behind the upper
+    bound: at ``cfg.eps`` the chapter's adaptive cascade (``results``, run on the same first images),
+    at the other radii its light version (APGD-CE through the first view and the threshold flip)."""
+    from ...certify import bounds_table
+
+    k = min(cfg.certify_images, len(x))
+    xs, ys = x[:k], y[:k]
+
+    def survived(name, m, eps):
+        r = (results or {}).get(name)
+        if r is not None and eps == cfg.eps and len(r.robust) >= k:
+            return r.robust[:k], "the adaptive cascade"
+        r = adaptive({name: m}, xs, ys, cfg, eps=eps, light=True, progress=False)[name]
+        return r.robust, "APGD-CE + threshold flip"
+
+    return bounds_table(defs, xs, ys, epsilons or cfg.certify_epsilons, survived, progress=progress,
+                        node_budget=cfg.certify_nodes, enum_limit=cfg.certify_enum)
 
 
 def sign_masking(net: QuSecNet, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict:
