@@ -56,7 +56,7 @@ class QuSecNetsConfig(CascadeSettings):
     square_queries: int = 1000  #: Square's queries, on every image that survives the gradient attacks
     curve_images: int = 100  #: images of the accuracy-versus-epsilon curves and the audit
     certify_images: int = 100  #: images bounded from both sides (the first of the adaptive cascade's)
-    certify_epsilons: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)  #: radii of the two-sided bounds
+    certify_epsilons: tuple[float, ...] = (0.1, 0.3)  #: radii of the two-sided bounds (the book's budget: two)
     certify_nodes: int = 40  #: the search's budget per image: boxes bounded before it says "unknown"
     certify_enum: int = 10  #: a box with at most this many free pixels is enumerated (2**10 images)
     seed: int = 0
