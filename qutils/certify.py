@@ -26,9 +26,9 @@ both bounds possible here, where for a smooth defense an attack gives only an up
   (the search budget ran out). It is a branch and bound: bound the box; where the bound does not
   prove the margin positive, try the box's most promising vertex; enumerate a box with few free
   pixels exactly; otherwise fix the most influential free pixel both ways and recurse.
-
 * :func:`two_sided` -- both bounds on the same images: the certified share (lower) and the share
-  that neither the attacks nor the search broke (upper), as a :class:`Bounds`.
+  that neither the attacks nor the search broke (upper), as a :class:`Bounds`;
+  :func:`bounds_table` -- the same for several models and radii.
 
 The certified fraction is a lower bound on robust accuracy under the threat model (L-infinity,
 ``eps``, the deployed binarizing network), the attacks' best an upper bound; the truth lies
@@ -99,6 +99,11 @@ _MONOTONE_FUNCTIONS = (F.relu, torch.relu, torch.flatten, torch.sigmoid, torch.t
 _SHAPE_METHODS = ("view", "flatten", "reshape", "relu", "contiguous", "sigmoid", "tanh")
 
 
+def _bn_scale(module: nn.BatchNorm2d) -> torch.Tensor:
+    """Per channel, the factor batch norm in eval mode multiplies its input by."""
+    return module.weight / torch.sqrt(module.running_var + module.eps)
+
+
 def _affine(module, lo, hi):
     mid, rad = (lo + hi) / 2, (hi - lo) / 2
     if isinstance(module, nn.Linear):
@@ -109,8 +114,7 @@ def _affine(module, lo, hi):
     elif isinstance(module, nn.BatchNorm2d):
         if module.training:
             raise ValueError("bound a network in eval mode: batch norm in training mode depends on the batch")
-        scale = module.weight / torch.sqrt(module.running_var + module.eps)
-        m, r = module(mid), rad * scale.abs().view(1, -1, 1, 1)
+        m, r = module(mid), rad * _bn_scale(module).abs().view(1, -1, 1, 1)
     else:
         return None
     return m - r, m + r
@@ -364,7 +368,7 @@ def _signed(step):
         bias = None if step.bias is None else step.bias.view(-1, 1, 1)
         return (lambda v: conv(v, w.clamp(min=0)), lambda v: conv(v, w.clamp(max=0)), bias)
     if isinstance(step, nn.BatchNorm2d):
-        scale = step.weight / torch.sqrt(step.running_var + step.eps)
+        scale = _bn_scale(step)
         shift = step.bias - step.running_mean * scale
         sp, sn = scale.clamp(min=0).view(1, -1, 1, 1), scale.clamp(max=0).view(1, -1, 1, 1)
         return (lambda v: v * sp, lambda v: v * sn, shift.view(-1, 1, 1))
@@ -656,7 +660,8 @@ def two_sided(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
               attack: str = "attacks", **kw) -> Bounds:
     """Both bounds on the robust accuracy of the binarizing ``defense`` at L-infinity ``eps``:
     :func:`certify` on every image (``kw``: its budget), and ``survived`` -- per image, whether the
-    attacks (``attack``: their name, for the label) left it classified correctly. The upper bound
+    attacks (``attack``: their name, for the label) left it classified correctly; the search budget
+    given is recorded with the lower bound. The upper bound
     counts an image robust only if it survived the attacks and the search did not break it; the
     lower bound counts the certified ones. A certified image that an attack broke is a bug in one
     of them, and raises."""
@@ -673,7 +678,7 @@ def two_sided(defense: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
                            "certificate or the attack's scoring is wrong")
     n = len(x)
     lower = Accuracy(int(cert.sum()), n, "certified (bound + branch and bound)", "white-box", "Linf", eps, 0,
-                     {"node_budget": kw.get("node_budget", 200), "enum_limit": kw.get("enum_limit", 10)})
+                     dict(kw))
     upper = Accuracy(int((survived & searched).sum()), n, f"{attack} + exact search", "white-box", "Linf", eps, 0)
     return Bounds(lower, upper, certs)
 
