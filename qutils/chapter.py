@@ -42,6 +42,15 @@ class CascadeSettings:
         """``{setting: value}`` of the attacks designed for the chapter's defenses."""
         return {f: getattr(self, f) for f in self.DESIGNED_FIELDS}
 
+    @property
+    def certify(self):
+        """The search budget of the chapter's two-sided bounds (:class:`qutils.certify.SearchBudget`),
+        from its fields ``certify_images``, ``certify_epsilons``, ``certify_nodes`` and ``certify_enum``
+        (a chapter without binarizing models has none)."""
+        from .certify import SearchBudget
+
+        return SearchBudget(self.certify_images, self.certify_epsilons, self.certify_nodes, self.certify_enum)
+
 #: the role a model plays in the comparison: the defense itself, or a baseline
 DEFENSE, UNDEFENDED, FGSM_TRAINED, PGD_TRAINED, OTHER = (
     "defense", "undefended", "FGSM-trained", "PGD-trained", "other defense")

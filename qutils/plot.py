@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["status_bars", "accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "tsne_panels", "STYLE"]
+__all__ = ["status_bars", "accuracy_vs_eps", "adversarial_grid", "bars_with_intervals", "tsne_panels", "binarization_bounds", "STYLE"]
 
 #: matplotlib settings of every figure of the book
 STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9,
@@ -130,4 +130,36 @@ def tsne_panels(emb):
             ax.set_xticks([])
             ax.set_yticks([])
     fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.6, label="true class")
+    return fig
+
+
+def binarization_bounds(table):
+    """Robust accuracy of each binarizing model bounded from both sides, one panel per radius
+    (:func:`qutils.certify.cascade_bounds`' table): a bar from the certified share (lower bound) to
+    the share neither the attacks nor the search broke (upper bound), each end with its 95% interval,
+    and a cross at the attacks' share alone (before the search) where the table has it."""
+    radii = sorted(table.eps.unique())
+    models = list(dict.fromkeys(table.model))
+    fig, axes = plt.subplots(1, len(radii), figsize=(3.2 * len(radii) + 1.6, 0.5 * len(models) + 1.6), sharey=True,
+                             squeeze=False)
+    for ax, eps in zip(axes[0], radii):
+        at = table[table.eps == eps].set_index("model")
+        t = at.loc[[m for m in models if m in at.index]]
+        pos = list(range(len(t)))[::-1]
+        ax.barh(pos, 100 * (t.attacked - t.certified), left=100 * t.certified, color="#c6dbef", height=0.5,
+                label="not decided")
+        for end, colour, name in (("certified", "#08519c", "certified (lower bound)"),
+                                  ("attacked", "#cb181d", "not broken (upper bound)")):
+            ax.errorbar(100 * t[end], pos, xerr=[100 * (t[end] - t[end + "_lo"]), 100 * (t[end + "_hi"] - t[end])],
+                        fmt="o", color=colour, capsize=3, label=name)
+        if "survived" in t:
+            ax.plot(100 * t.survived, pos, "x", color="#444444", label="the attacks alone")
+        ax.set_yticks(pos, list(t.index))
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("robust accuracy (%)")
+        ax.set_title(f"L\u221e, \u03b5 = {eps:g}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=4 if "survived" in table else 3, frameon=False)
+    fig.tight_layout(rect=(0, 0.1 if len(models) > 2 else 0.18, 1, 1))
     return fig

@@ -14,7 +14,7 @@ import math
 
 from .metrics import Accuracy
 
-__all__ = ["acc", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
+__all__ = ["acc", "bounds", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
            "claims", "claims_table", "claim_counts", "glue", "radius", "show_code", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
@@ -267,3 +267,16 @@ def cascade_stages(result, wrap: int = 26):
     return show(result.table(), intervals={"worst case after (%)": ("accuracy", "ci_low", "ci_high")},
                 columns=["stage", "role", "attacked", "broken", "worst case after (%)", "seconds"], wrap=wrap)
 
+
+
+def bounds(table, wrap: int = 22):
+    """Two-sided bounds (:func:`qutils.certify.cascade_bounds`' table) for the page: per model and
+    radius the certified share (lower bound), the attacks' share alone, the share neither the attacks
+    nor the search broke (upper bound), each with its 95% interval where it is a bound, the images
+    the search broke that the attacks had left correct, the undecided ones, and the search's seconds."""
+    t = table.assign(**{"the attacks alone (%)": table.survived, "missed by the attacks": table.n_missed,
+                        "unknown": table.n_unknown, "seconds": table.seconds.round()})
+    return show(t, percent=("the attacks alone (%)",), intervals={"certified (%)": ("certified", "certified_lo", "certified_hi"),
+                              "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
+                columns=["model", "eps", "n", "certified (%)", "the attacks alone (%)", "missed by the attacks",
+                         "not broken (%)", "unknown", "seconds"], wrap=wrap)

@@ -277,3 +277,55 @@ def test_two_sided_bounds_bracket_the_exact_robust_accuracy():
     assert t.certified.iloc[0] == pytest.approx(exact) and t.certified.iloc[1] < t.certified.iloc[0]
     with pytest.raises(ValueError, match="binarizes"):
         bounds_table({"plain": clf}, x, y, (eps,), lambda *a: (nothing, ""))
+
+
+def test_search_budget_checks_its_radii_and_gives_each_its_boxes():
+    from qutils.certify import SearchBudget
+
+    b = SearchBudget(10, (0.1, 0.3), (40, 10))
+    assert b.nodes_at(0.1) == 40 and b.nodes_at(0.3) == 10
+    assert SearchBudget(10, (0.1, 0.3), 7).nodes_at(0.25) == 7  # one budget for every radius
+    with pytest.raises(ValueError, match="no radius 0.2"):
+        b.nodes_at(0.2)
+    with pytest.raises(ValueError, match="2 budgets for 3 radii"):
+        SearchBudget(10, (0.1, 0.2, 0.3), (40, 10))
+    with pytest.raises(ValueError):
+        SearchBudget(10, (-0.1,), 5)
+    with pytest.raises(ValueError):
+        SearchBudget(0, (0.1,), 5)
+    with pytest.raises(ValueError, match="at least one radius"):
+        SearchBudget(10, (), 5)
+
+
+def test_cascade_bounds_use_the_cascade_at_its_radius_and_count_what_the_attacks_missed():
+    """At the chapter's radius the attacks' verdict is its cascade's (per image), elsewhere the light
+    cascade's; each radius gets its own node budget; an image the attacks left correct and the search
+    broke is counted as missed, and the upper bound is the attacks' share less those."""
+    from types import SimpleNamespace
+
+    from qutils.certify import SearchBudget, cascade_bounds
+
+    net, clf = _tiny_defense(3)
+    x = torch.rand(30, 1, 3, 3, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        y = clf(constant_quantization(2, mode="hard")(x)).argmax(1)
+    nothing = torch.ones(20, dtype=torch.bool)  # an "attack" that broke nothing, on the first 20 images
+    calls = []
+
+    def light(name, m, xs, ys, e):
+        calls.append((name, e, len(xs)))
+        return torch.ones(len(xs), dtype=torch.bool)
+
+    budget = SearchBudget(20, (0.1, 0.2), (10_000, 1), 0)
+    t = cascade_bounds({"CQ": net, "plain": clf}, x, y, 0.1, budget, {"CQ": SimpleNamespace(robust=nothing)}, light,
+                       "light")
+    assert calls == [("CQ", 0.2, 20)]  # the cascade's verdict at 0.1; the light cascade at 0.2 only
+    assert list(t.attack) == ["the adaptive cascade", "light"] and (t.n == 20).all()
+    exact = sum(not _brute_force(clf, x[i:i + 1], y[i], 0.1) for i in range(20)) / 20
+    r = t.iloc[0]
+    assert r.certified == r.attacked == pytest.approx(exact)  # a large budget decides every image
+    assert r.n_missed == r.n_broken == round(20 * (1 - exact))  # the attack broke nothing: the search found all
+    assert r.survived == 1.0 and (t.survived * 20 - t.n_missed == (t.attacked * 20).round()).all()
+    assert t.iloc[1].n_unknown > 0  # one box per image at 0.2 leaves images undecided
+    with pytest.raises(ValueError, match="no cascade result"):
+        cascade_bounds({"CQ": net}, x, y, 0.1, budget, {}, None)

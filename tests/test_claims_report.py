@@ -195,3 +195,27 @@ def test_show_code_shows_the_code_that_runs():
     md = report.show_code(_BPDAFunction).data
     assert md.startswith("```python\nclass _BPDAFunction(torch.autograd.Function):") and md.endswith("\n```")
     assert inspect.getsource(_BPDAFunction.backward).strip().splitlines()[-1].strip() in md
+
+
+def test_bounds_table_and_figure_show_both_bounds_and_what_the_attacks_missed():
+    """report.bounds turns cascade_bounds' fractions into percentages with intervals and keeps the
+    counts whole; the figure draws one panel per radius with the attacks' share as a cross."""
+    import matplotlib.pyplot as plt
+
+    from qutils import plot
+
+    t = pd.DataFrame({"model": ["FS", "FS"], "eps": [0.1, 0.3], "n": [100, 100], "certified": [0.55, 0.0],
+                      "certified_lo": [0.45, 0.0], "certified_hi": [0.64, 0.037], "attacked": [0.92, 0.69],
+                      "attacked_lo": [0.85, 0.59], "attacked_hi": [0.96, 0.77], "survived": [0.93, 0.72],
+                      "n_missed": [1, 3], "n_unknown": [37, 69], "seconds": [41.6, 20.2]})
+    html = report.bounds(t).to_html()
+    assert "55.0 [45.0,\u00a064.0]" in html and "69.0 [59.0,\u00a077.0]" in html
+    assert ">72.0<" in html and ">0.72<" not in html  # the attacks alone, in percent
+    assert ">3<" in html and ">42<" in html and "41.6" not in html  # counts and seconds whole
+    fig = plot.binarization_bounds(t)
+    try:
+        assert len(fig.axes) == 2 and [a.get_title() for a in fig.axes] == ["L\u221e, \u03b5 = 0.1", "L\u221e, \u03b5 = 0.3"]
+        labels = fig.legends[0].texts
+        assert "the attacks alone" in [x.get_text() for x in labels]
+    finally:
+        plt.close(fig)

@@ -433,3 +433,6 @@ def test_binarization_bounds_bracket_the_cascade_image_by_image(trained_cnn, mni
     assert at_eps.attacked <= float(results["CQ n=2"].robust[:12].float().mean()) + 1e-9
     assert (t.n_certified + t.n_broken + t.n_unknown + t.n_misclassified == 12).all()
     assert (t.n_certified / 12 == t.certified).all()
+    # the upper bound is what the attacks left, less what the search broke among those (what they missed)
+    assert ((t.survived * 12).round() - t.n_missed == (t.attacked * 12).round()).all()
+    assert at_eps.survived == pytest.approx(float(results["CQ n=2"].robust[:12].float().mean()))

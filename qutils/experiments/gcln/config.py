@@ -27,8 +27,9 @@ QS_RATIOS = (0.25, 5 / 8, 10 / 8, 2.5)
 @dataclass
 class GCLNConfig(CascadeSettings):
     STEPS_FIELD = "apgd_steps"  #: the cascade's APGD steps (:class:`~qutils.chapter.CascadeSettings`)
-    #: the designed attacks' settings: low-frequency PGD's band and relative step size
-    DESIGNED_FIELDS = ("lowfreq_keep", "rel_stepsize")
+    #: the designed attacks' settings: low-frequency PGD's band and relative step size (GCLN), the threshold
+    #: flip's pixels per step and steps (feature squeezing's 1-bit input)
+    DESIGNED_FIELDS = ("lowfreq_keep", "rel_stepsize", "flips", "flip_steps")
     dataset: str
     eps: float = 0.3  #: the book's common MNIST radius (the paper: 8/255 on CIFAR-10, 12/255 on SVHN)
     attack_steps: int = 10  #: section 4.2: 10 iterations ...
@@ -65,6 +66,15 @@ class GCLNConfig(CascadeSettings):
     apgd_targets: int = 3
     square_queries: int = 1000
     lowfreq_keep: int = 4  #: the designed attack: the lowest k x k DCT frequencies of every block
+    flip_steps: int = 100  #: feature squeezing's designed attack (threshold flip, as chapter 3's): steps ...
+    flips: int = 4  #: ... and pixels moved per step
+    #: feature squeezing (1 bit) bounded from both sides (``cfg.certify``): the cascade's first 100 images at
+    #: two radii; per image 40 boxes at the smaller radius, 10 at the larger (where the bound proves nothing:
+    #: the search then only looks for adversarial vertices)
+    certify_images: int = 100
+    certify_epsilons: tuple[float, ...] = (0.1, 0.3)
+    certify_nodes: int | tuple[int, ...] = (40, 10)
+    certify_enum: int = 10  #: a box with at most this many free pixels is enumerated (2**10 images)
     figure_images: int = 3  #: figure 2's examples
     seed: int = 0
 
@@ -91,7 +101,7 @@ def config_for(dataset: str, profile: Profile) -> GCLNConfig:
     name = qdata.canonical_name(dataset)
     cfg = GCLNConfig(dataset=name)
     if name == "fashion_mnist":
-        cfg = dataclasses.replace(cfg, eps=0.1, epsilons=(0.02, 0.05, 0.1, 0.15, 0.2))
+        cfg = dataclasses.replace(cfg, eps=0.1, epsilons=(0.02, 0.05, 0.1, 0.15, 0.2), certify_epsilons=(0.05, 0.1))
     elif name in ("cifar10", "svhn"):
         # the paper's settings: 8/255 (CIFAR-10) or 12/255 with steps of 3/255 (SVHN), Qs 5 and 10, no padding;
         # the ResNets of the paper are the `full` profile's business (a reader with the data and a GPU)
@@ -109,11 +119,13 @@ def config_for(dataset: str, profile: Profile) -> GCLNConfig:
                                   g_epochs=1, pool=200, eval_images=60, bpda_steps=(2, 4), pgd_iterations=(2, 4),
                                   curve_images=20, epsilons=cfg.epsilons[1::2], adaptive_images=30,
                                   apgd_steps=profile.attack_steps, apgd_targets=1, square_queries=30,
-                                  sweep_ratios=cfg.q_ratios, attack_steps=profile.attack_steps, figure_images=2)
+                                  sweep_ratios=cfg.q_ratios, attack_steps=profile.attack_steps, figure_images=2,
+                                  flip_steps=10, certify_images=8, certify_nodes=5)
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, pgd_train_steps=40, pgd_train_epochs=10, pgd_train_subset=None,
                                   feature_epochs=10, feature_subset=None,
                                   g_images=50_000, g_epochs=10, pool=10_000, eval_images=profile.eval_images,
                                   curve_images=1000, adaptive_images=1000, apgd_steps=100, apgd_targets=9,
-                                  square_queries=5000, sweep_ratios=(0.25, 0.5, 5 / 8, 1.0, 10 / 8, 1.5, 2.5))
+                                  square_queries=5000, sweep_ratios=(0.25, 0.5, 5 / 8, 1.0, 10 / 8, 1.5, 2.5),
+                                  certify_images=1000, certify_nodes=400)
     return cfg

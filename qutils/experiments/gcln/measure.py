@@ -30,7 +30,7 @@ from ...progress import progress as _progress
 from .config import GCLNConfig
 from .zoo import Zoo
 
-__all__ = ["paper_attacks", "models_of", "paper_access", "table1", "table2", "table3", "table4", "bpda_attack", "figure3_qs",
+__all__ = ["binarization_bounds", "paper_attacks", "models_of", "paper_access", "table1", "table2", "table3", "table4", "bpda_attack", "figure3_qs",
            "figure3_steps", "figure4_steps", "figure4_eps", "access_table", "paper_attack", "cascade_stages", "adaptive", "adaptive_table",
            "gain_table", "surviving_gains", "access_rows", "PAPER_ACCESS", "BPDA_ACCESS", "adaptive_curves", "frequency_energy", "figure2_maps",
            "detector_scores", "exercise_reference"]
@@ -211,6 +211,20 @@ def adaptive(models: dict, x, y, cfg: GCLNConfig, eps: float | None = None, n: i
     ``cfg.eps``) on ``n`` (default ``cfg.adaptive_images``) images. Returns ``{name: CascadeResult}``."""
     return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
                         names, progress=progress)
+
+
+def binarization_bounds(models: dict, x, y, cfg: GCLNConfig, results: dict | None = None, epsilons=None,
+                        progress: bool = False) -> pd.DataFrame:
+    """Feature squeezing's 1-bit input (the chapter's only binarizing model) bounded from both sides
+    within ``cfg.certify`` (:func:`qutils.certify.cascade_bounds`): at ``cfg.eps`` the attacks are the
+    chapter's cascade (``results``, on the same first images), at the other radii its light version
+    (the paper's attack, APGD-CE and the threshold flip)."""
+    from ...certify import cascade_bounds
+
+    def light(name, m, xs, ys, eps):
+        return adaptive({name: m}, xs, ys, cfg, eps=eps, light=True, progress=False)[name].robust
+
+    return cascade_bounds(models, x, y, cfg.eps, cfg.certify, results, light, "the light cascade", epsilons, progress)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from ...plot import accuracy_vs_eps, adversarial_grid, bars_with_intervals
 from .config import NO_DEFENSE, QuSecNetsConfig
 
 __all__ = ["layer", "layer_gradient", "vq_thresholds", "examples", "fgsm_curves", "fgsm_bars", "adversarial_training",
-           "paper_vs_adaptive", "adaptive_curves", "binarization_bounds"]
+           "paper_vs_adaptive", "adaptive_curves"]
 
 
 def layer(levels=(2, 3, 4), steepness=(5, 20, 50)):
@@ -131,32 +131,4 @@ def adaptive_curves(curves: pd.DataFrame):
     accuracy_vs_eps(curves, ax=ax)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return fig
-
-
-def binarization_bounds(table: pd.DataFrame):
-    """Robust accuracy of each binarizing model bounded from both sides, one panel per radius: a bar
-    from the certified share (lower bound) to the share no attack broke (upper bound), each end
-    with its 95% interval."""
-    radii = sorted(table.eps.unique())
-    models = list(dict.fromkeys(table.model))
-    fig, axes = plt.subplots(1, len(radii), figsize=(3.2 * len(radii) + 1.6, 0.5 * len(models) + 1.6), sharey=True,
-                             squeeze=False)
-    for ax, eps in zip(axes[0], radii):
-        t = table[table.eps == eps].set_index("model").loc[[m for m in models if m in set(table[table.eps == eps].model)]]
-        pos = range(len(t))[::-1]
-        ax.barh(list(pos), 100 * (t.attacked - t.certified), left=100 * t.certified, color="#c6dbef", height=0.5,
-                label="not decided")
-        for end, colour, name in (("certified", "#08519c", "certified (lower bound)"),
-                                  ("attacked", "#cb181d", "not broken (upper bound)")):
-            ax.errorbar(100 * t[end], list(pos), xerr=[100 * (t[end] - t[end + "_lo"]), 100 * (t[end + "_hi"] - t[end])],
-                        fmt="o", color=colour, capsize=3, label=name)
-        ax.set_yticks(list(pos), list(t.index))
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("robust accuracy (%)")
-        ax.set_title(f"L\u221e, \u03b5 = {eps:g}", fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

@@ -192,24 +192,16 @@ def adaptive_curves(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNets
 def binarization_bounds(defs: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, results: dict | None = None,
                         epsilons=None, progress: bool = False) -> pd.DataFrame:
     """Robust accuracy of every binarizing model (two-level CQ and VQ, 1-bit feature squeezing)
-    bounded from both sides on the first ``cfg.certify_images`` images, at each radius of
-    ``cfg.certify_epsilons`` (:func:`qutils.certify.bounds_table`). The attacks behind the upper
-    bound: at ``cfg.eps`` the chapter's adaptive cascade (``results``, run on the same first images),
-    at the other radii its light version (APGD-CE through the first view and the threshold flip)."""
-    from ...certify import bounds_table
+    bounded from both sides within ``cfg.certify`` (:func:`qutils.certify.cascade_bounds`): at
+    ``cfg.eps`` the attacks are the chapter's adaptive cascade (``results``, run on the same first
+    images), at the other radii its light version (APGD-CE through the first view and the threshold flip)."""
+    from ...certify import cascade_bounds
 
-    k = min(cfg.certify_images, len(x))
-    xs, ys = x[:k], y[:k]
+    def light(name, m, xs, ys, eps):
+        return adaptive({name: m}, xs, ys, cfg, eps=eps, light=True, progress=False)[name].robust
 
-    def survived(name, m, eps):
-        r = (results or {}).get(name)
-        if r is not None and eps == cfg.eps and len(r.robust) >= k:
-            return r.robust[:k], "the adaptive cascade"
-        r = adaptive({name: m}, xs, ys, cfg, eps=eps, light=True, progress=False)[name]
-        return r.robust, "APGD-CE + threshold flip"
-
-    return bounds_table(defs, xs, ys, epsilons or cfg.certify_epsilons, survived, progress=progress,
-                        node_budget=cfg.certify_nodes, enum_limit=cfg.certify_enum)
+    return cascade_bounds(defs, x, y, cfg.eps, cfg.certify, results, light, "APGD-CE + threshold flip", epsilons,
+                          progress)
 
 
 def sign_masking(net: QuSecNet, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict:
