@@ -8,7 +8,8 @@ results file holds which defense, which of its models are the chapter's main one
 FGSM-trained, PGD-trained, another published defense). :func:`leaderboard` joins them: one row per
 model, the radius read from the chapter's own configuration (its ``eps``), so a chapter that measured
 at another radius is said to have done so rather than ranked with the others. :func:`security_curves`
-collects the accuracy-against-epsilon curves the chapters measured; :func:`headline` is the one line
+collects the accuracy-against-epsilon curves the chapters measured, :func:`binarization_bounds` the
+two-sided bounds of the binarizing models; :func:`headline` is the one line
 the landing page quotes. The side-by-side page's tables, figures and glued values are in
 :mod:`qutils.side_by_side`.
 """
@@ -24,7 +25,7 @@ from .checks import check_choice
 from .schema import ADAPTIVE, label_column, validate_table
 
 __all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED",
-           "PGD_TRAINED", "OTHER", "leaderboard", "security_curves", "headline", "by_defense", "exercise_reference"]
+           "PGD_TRAINED", "OTHER", "leaderboard", "binarization_bounds", "security_curves", "headline", "by_defense", "exercise_reference"]
 
 #: the defenses' short names, in the book's order (from the chapters' records)
 DEFENSES = {ch.paper: ch.name for ch in CHAPTERS}
@@ -148,6 +149,30 @@ def security_curves(dataset: str, directory: str | Path | None = None):
     cols = ["defense", "paper_id", "model", "role", "attack", "threat_model", "eps", "steps", "n", "accuracy", "ci_low",
             "ci_high"]
     return pd.concat(frames, ignore_index=True)[cols].sort_values(["paper_id", "model", "eps"], ignore_index=True)
+
+
+def binarization_bounds(dataset: str, directory: str | Path | None = None):
+    """The two-sided bounds the chapters measured for their binarizing models on ``dataset`` (their
+    results' ``binarization_bounds`` tables, :func:`qutils.certify.cascade_bounds`), one row per
+    (model, eps): defense, model, eps, n, the certified share (lower bound), the attacks' share alone,
+    the share neither the attacks nor the exact search broke (upper bound), with 95% intervals, the
+    images the search broke that the attacks had missed and the undecided ones. Empty where no chapter
+    measured any."""
+    import pandas as pd
+
+    from .results import results_dir
+
+    d = Path(directory) if directory is not None else results_dir()
+    frames = []
+    for s in _sources(dataset):
+        t = pd.DataFrame(_load(s, d).get("tables", {}).get("binarization_bounds") or [])
+        if not t.empty:
+            frames.append(t.assign(defense=DEFENSES[s.paper], paper_id=s.paper, results=s.results))
+    cols = ["defense", "paper_id", "model", "eps", "n", "certified", "certified_lo", "certified_hi", "survived",
+            "attacked", "attacked_lo", "attacked_hi", "n_missed", "n_unknown", "results"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
 
 
 def headline(dataset: str, directory: str | Path | None = None) -> dict:

@@ -9,7 +9,7 @@ from . import report
 from .chapter import DEFENSE, FGSM_TRAINED
 from .chapters import CHAPTERS
 
-__all__ = ["NAMES", "COLOURS", "model_name", "show_board", "defense_table", "clean_cost_table", "dumbbell", "curves_figure", "glue"]
+__all__ = ["NAMES", "COLOURS", "model_name", "show_board", "defense_table", "clean_cost_table", "bounds_table", "dumbbell", "curves_figure", "glue", "glue_bounds"]
 
 #: the datasets' names on the page
 NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
@@ -91,6 +91,46 @@ def clean_cost_table(boards):
         t[ds] = t[ds].map(lambda v: report.EMPTY if v != v else f"{v:+.1f}".replace("-", "−"))
     return report.show(t, columns=["model", "reference", "MNIST", "Fashion-MNIST"],
                        rename={"reference": "without the defense"}, wrap=30)
+
+
+def bounds_table(bounds):
+    """Table 7: the binarizing models bounded from both sides (:func:`qutils.comparison.binarization_bounds`):
+    per chapter, model and radius the certified share, the attacks' share alone, the share the exact
+    search left (95% intervals), and the images the search broke that the attacks had missed."""
+    t = bounds.assign(model=bounds.defense + " · " + bounds.model, survived=bounds.survived)
+    return report.show(t, percent=("survived",),
+                       intervals={"certified (%)": ("certified", "certified_lo", "certified_hi"),
+                                  "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
+                       columns=["model", "eps", "n", "certified (%)", "survived", "n_missed", "not broken (%)",
+                                "n_unknown"],
+                       rename={"eps": "ε", "survived": "the attacks alone (%)", "n_missed": "missed by the attacks",
+                               "n_unknown": "undecided"}, wrap=16)
+
+
+def glue_bounds(bounds, boards) -> None:
+    """Glue what the page says of the two-sided bounds (``sbs-bounds-...``): the radius, the images, the
+    largest certified share at the common radius, and feature squeezing on CNN_A (the GCLN chapter's
+    row) before and after the exact search, beside its ranked worst case."""
+    eps = C.COMMON_EPS["mnist"]
+    at = bounds[(bounds.eps - eps).abs() < 1e-9]
+    report.glue("sbs-bounds-n", f"{int(bounds.n.min())}")
+    report.glue("sbs-bounds-cert-max", report.pct(at.certified.max()))
+    report.glue("sbs-bounds-missed", int(at.n_missed.sum()))
+    report.glue("sbs-bounds-rows", len(at))
+    lo = bounds[bounds.eps < eps - 1e-9]
+    if len(lo):
+        report.glue("sbs-bounds-eps-lo", f"{lo.eps.max():g}")
+        best = lo[lo.eps == lo.eps.max()].sort_values("certified").iloc[-1]
+        report.glue("sbs-bounds-lo-best", f"{best.defense} · {best.model}")
+        report.glue("sbs-bounds-lo-cert", report.cell(best.certified, best.certified_lo, best.certified_hi))
+        report.glue("sbs-bounds-lo-att", report.cell(best.attacked, best.attacked_lo, best.attacked_hi))
+    fs = at[(at.paper_id == "gcln") & (at.model == "Feature squeezing")]
+    if len(fs):
+        r = fs.iloc[0]
+        report.glue("sbs-bounds-fs-alone", report.pct(r.survived))
+        report.glue("sbs-bounds-fs-att", report.cell(r.attacked, r.attacked_lo, r.attacked_hi))
+        report.glue("sbs-bounds-fs-missed", int(r.n_missed))
+        report.glue("sbs-bounds-fs-ranked", _worst(_row(boards, "mnist", "gcln", "Feature squeezing")))
 
 
 def glue(boards) -> None:
