@@ -219,6 +219,21 @@ def test_side_by_side_notebook_trains_and_attacks_nothing(monkeypatch, tmp_path,
         torch.zeros(1, requires_grad=True).sum().backward()
 
 
+def test_binarization_bounds_are_the_chapters_and_add_up():
+    """The side-by-side page's table 6 is the chapters' bounds tables, row for row; per row the lower
+    bound is at most the upper, the upper at most the attacks' share alone, and the difference is the
+    images the search broke that the attacks had missed."""
+    t = C.binarization_bounds("mnist")
+    raw = [(s.paper, r) for s in C.SOURCES["mnist"] for r in _raw(s.results)["tables"].get("binarization_bounds", [])]
+    assert len(t) == len(raw) and {p for p, _ in raw} >= {"qusecnets", "gcln"}
+    for (paper, r), (_, row) in zip(raw, t.iterrows()):
+        assert row.paper_id == paper and row.model == r["model"] and row.eps == r["eps"]
+        assert row.certified == r["certified"] and row.attacked == r["attacked"] and row.n_missed == r["n_missed"]
+    assert (t.certified <= t.attacked + 1e-12).all() and (t.attacked <= t.survived + 1e-12).all()
+    assert ((t.survived * t.n).round() - t.n_missed == (t.attacked * t.n).round()).all()
+    assert C.binarization_bounds("fashion_mnist").empty  # no chapter bounds a Fashion-MNIST model
+
+
 def test_every_results_file_read_here_has_its_notebook():
     """The missing-file errors name ``notebooks/NN_<name>.ipynb``: a renamed notebook would leave them blank."""
     from qutils.chapters import CHAPTERS
@@ -241,6 +256,7 @@ def test_the_side_by_side_page_glues_every_value_its_prose_quotes(monkeypatch):
     monkeypatch.setattr(report, "glue", lambda name, value, display=False: glued.__setitem__(name, value))
     boards = {ds: C.leaderboard(ds) for ds in DATASETS}
     S.glue(boards)
+    S.glue_bounds(C.binarization_bounds("mnist"), boards)
     nb = json.loads((ROOT / "notebooks" / "20_side_by_side.ipynb").read_text())
     prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     quoted = {m.split(":")[0] for m in re.findall(r"\{glue(?::\w+)?\}`([^`]+)`", prose)}
