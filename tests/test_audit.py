@@ -41,3 +41,20 @@ def test_audit_rejects_bad_arguments(trained_cnn, mnist_test):
     for eps in (-0.1, 0.0, 1.0):
         with pytest.raises(ValueError, match="eps"):
             audit(trained_cnn, x, y, eps)
+
+
+def test_a_check_that_passes_within_noise_says_so():
+    """92.0% white-box against 81.0% transfer on 100 images: the intervals overlap, so the check
+    passes, but its verdict and its numbers say the point estimates point the other way; a clear
+    difference fails; an attack at least as strong passes plainly."""
+    from qutils.audit import _not_beaten
+    from qutils.metrics import Accuracy
+
+    pg, tr = Accuracy(92, 100), Accuracy(81, 100)
+    assert pg.ci[0] < tr.ci[1]  # the premise: overlapping intervals
+    c = _not_beaten("white-box beats transfer", tr, pg, "numbers")
+    assert c.passed and c.within_noise and c.verdict == "pass (within noise)" and "intervals overlap" in c.detail
+    c = _not_beaten("white-box beats transfer", Accuracy(40, 100), pg, "numbers")
+    assert c.passed is False and c.verdict == "FAIL"
+    c = _not_beaten("white-box beats transfer", Accuracy(95, 100), pg, "numbers")
+    assert c.passed and not c.within_noise and c.verdict == "pass" and c.detail == "numbers"
