@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-__all__ = ["cache_dir", "config_hash", "entry_path", "cached_state", "CACHE_FORMAT", "state_fingerprint",
+__all__ = ["entries", "ENTRY", "cache_dir", "config_hash", "entry_path", "cached_state", "CACHE_FORMAT", "state_fingerprint",
            "cache_key_of", "atomic_save"]
 
 CACHE_FORMAT = 1  #: bump to invalidate every entry when the training code changes meaning
@@ -32,6 +33,17 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("qutils")) / "checkpoints"
+
+
+#: a finished entry's file name: ``<tag>-<first 16 hex digits of the key>.pt``
+ENTRY = re.compile(r"^[A-Za-z0-9_-]+-([0-9a-f]{16})\.pt$")
+
+
+def entries(directory: str | Path | None = None) -> list[Path]:
+    """The finished entries of a cache directory (default :func:`cache_dir`), sorted: no run state
+    (``*.partial``), no temporary files; none where the directory does not exist."""
+    d = Path(directory) if directory is not None else cache_dir()
+    return sorted(p for p in d.glob("*.pt") if ENTRY.match(p.name)) if d.exists() else []
 
 
 def _canonical(config: dict) -> str:

@@ -18,19 +18,17 @@ import argparse
 import hashlib
 import io
 import json
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .cache import CACHE_FORMAT, atomic_save, cache_dir, config_hash
+from .cache import CACHE_FORMAT, ENTRY, atomic_save, cache_dir, config_hash, entries
 
 __all__ = ["export_cache", "import_cache", "ArchiveError", "MANIFEST"]
 
 MANIFEST = "MANIFEST.json"
-_ENTRY = re.compile(r"^[A-Za-z0-9_-]+-([0-9a-f]{16})\.pt$")  # <tag>-<first 16 hex digits of the key>.pt
 
 
 class ArchiveError(ValueError):
@@ -44,16 +42,11 @@ class _Checked:
     payload: dict
 
 
-def _entries(directory: Path) -> list[Path]:
-    """The finished entries of a cache directory (no run state ``*.partial``, no temporary files)."""
-    return sorted(p for p in directory.glob("*.pt") if _ENTRY.match(p.name))
-
-
 def export_cache(archive: str | Path, names=None, directory: str | Path | None = None) -> list[str]:
     """Write the cache's entries (``names``: these file names only) to ``archive``; returns the names.
     Every entry is checked as :func:`import_cache` would, so a corrupt one is not shipped."""
     directory = Path(directory) if directory is not None else cache_dir()
-    paths = _entries(directory)
+    paths = entries(directory)
     if names is not None:
         wanted = set(names)
         missing = wanted - {p.name for p in paths}
@@ -76,7 +69,7 @@ def export_cache(archive: str | Path, names=None, directory: str | Path | None =
 
 
 def _check(name: str, data: bytes) -> _Checked:
-    m = _ENTRY.match(name)
+    m = ENTRY.match(name)
     if not m:
         raise ArchiveError(f"{name!r} is not a checkpoint cache entry's name (<tag>-<16 hex digits>.pt)")
     try:

@@ -18,7 +18,7 @@ import time
 
 import pandas as pd
 
-from .cache import cache_dir
+from .cache import cache_dir, entries
 from .chapters import CHAPTERS, chapter
 from .data import canonical_name
 from .profiles import Profile, get_device, get_profile
@@ -39,8 +39,7 @@ def plan(chapters=None, datasets=None) -> list[tuple[str, str]]:
 
 
 def _entries() -> set:
-    d = cache_dir()
-    return {p.name for p in d.glob("*.pt")} if d.exists() else set()
+    return {p.name for p in entries()}
 
 
 def make_models(jobs=None, profile: Profile | None = None, device=None, progress: bool = True) -> pd.DataFrame:
