@@ -39,7 +39,7 @@ from .progress import progress as _progress
 from .schema import LABEL
 from .stages import Stage, adaptive_stages, chapter_stages, transfer_stage
 
-__all__ = ["summary_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "run_cascades", "transfer_stage", "chapter_stages", "ROBUST", "CLEAN_ERROR"]
+__all__ = ["summary_table", "convergence_table", "gain_table", "compare_table", "curve_rows", "decisive_stage", "Stage", "CascadeResult", "cascade", "adaptive_stages", "adaptive_evaluation", "run_cascades", "transfer_stage", "chapter_stages", "ROBUST", "CLEAN_ERROR"]
 
 ROBUST = "robust"  #: ``broken_by`` of an image no attack broke
 CLEAN_ERROR = "misclassified clean"  #: ``broken_by`` of an image the model gets wrong without an attack
@@ -238,3 +238,33 @@ def decisive_stage(r: CascadeResult) -> str:
     later = {s["stage"] for s in r.stages if s["role"] != "paper's attack"}
     counts = {k: v for k, v in r.breakdown().items() if k in later and v > 0}
     return max(counts, key=counts.get) if counts else "none"
+
+
+def convergence_table(results: dict, stronger: dict, what: str, tolerance: float = 1.0,
+                      label: str = "model") -> "pd.DataFrame":
+    """Did each cascade converge? ``results`` are the cascades as run (``{name: CascadeResult}``),
+    ``stronger`` the same cascades with more budget (``what`` says how much, e.g. "steps, targets,
+    queries x 2") on the first images of the same test set. Per model of ``stronger``: on those images,
+    the worst case as run, the worst case when the stronger cascade's verdicts are added (an image counts
+    as robust only if it survived both), the images only the stronger cascade broke, the change in
+    points and ``converged``: the change is below ``tolerance`` points. A model the check did not
+    converge for has a worst case that more budget still lowers: its number is not final."""
+    import pandas as pd
+
+    from .metrics import Accuracy
+
+    rows = []
+    for name, strong in stronger.items():
+        if name not in results:
+            raise ValueError(f"no cascade result for {name!r} to compare the stronger cascade with")
+        base = results[name]
+        k = len(strong.robust)
+        if k > len(base.robust):
+            raise ValueError(f"{name}: the stronger cascade ran on {k} images, the cascade on {len(base.robust)}")
+        before = base.robust[:k]
+        after = before & strong.robust
+        a, b = Accuracy(int(before.sum()), k), Accuracy(int(after.sum()), k)
+        change = 100 * (a.value - b.value)
+        rows.append({label: name, "n": k, "worst": a, "worst, stronger": b, "newly broken": int((before & ~after).sum()),
+                     "change (points)": change, "converged": change < tolerance, "stronger": what})
+    return pd.DataFrame(rows)

@@ -31,6 +31,9 @@ class CascadeSettings:
 
     STEPS_FIELD = "apgd_steps"
     DESIGNED_FIELDS: tuple = ()
+    #: the other settings that buy an attack more budget, doubled by :meth:`stronger` where the config has them
+    BUDGET_FIELDS = ("square_queries", "flip_steps", "anneal_steps", "eot")
+    MAX_TARGETS = 9  #: APGD-T's targets: at most the other classes of a 10-class problem (AutoAttack's 9)
 
     @property
     def adaptive_steps(self) -> int:
@@ -41,6 +44,25 @@ class CascadeSettings:
     def designed_options(self) -> dict:
         """``{setting: value}`` of the attacks designed for the chapter's defenses."""
         return {f: getattr(self, f) for f in self.DESIGNED_FIELDS}
+
+    def stronger(self, factor: int = 2):
+        """The same config with every attack's budget multiplied by ``factor``: the APGD steps
+        (:attr:`STEPS_FIELD`), APGD-T's targets (at most :attr:`MAX_TARGETS`) and each of
+        :attr:`BUDGET_FIELDS` the config has (Square's queries, the designed attacks' steps, EOT
+        samples). The convergence check (:func:`qutils.cascade.convergence_table`) reruns the cascade
+        with it."""
+        import dataclasses
+
+        from .checks import check_int
+
+        factor = check_int(factor, "factor", minimum=2)
+        changes = {self.STEPS_FIELD: factor * getattr(self, self.STEPS_FIELD)}
+        if hasattr(self, "apgd_targets"):
+            changes["apgd_targets"] = min(self.MAX_TARGETS, factor * self.apgd_targets)
+        for f in self.BUDGET_FIELDS:
+            if hasattr(self, f) and getattr(self, f) is not None:
+                changes[f] = factor * getattr(self, f)
+        return dataclasses.replace(self, **changes)
 
     @property
     def certify(self):

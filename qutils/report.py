@@ -14,7 +14,7 @@ import math
 
 from .metrics import Accuracy
 
-__all__ = ["acc", "bounds", "cell", "cells", "cascade_stages", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
+__all__ = ["acc", "bounds", "cell", "cells", "cascade_stages", "convergence", "convergence_verdict", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
            "claims", "claims_table", "claim_counts", "glue", "radius", "show_code", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
@@ -280,3 +280,23 @@ def bounds(table, wrap: int = 22):
                               "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
                 columns=["model", "eps", "n", "certified (%)", "the attacks alone (%)", "missed by the attacks",
                          "not broken (%)", "unknown", "seconds"], wrap=wrap)
+
+
+def convergence(table):
+    """The convergence check (:func:`qutils.cascade.convergence_table`) for the page: per model the
+    images, the worst case as run and with the stronger cascade added (95% intervals), the images only
+    the stronger cascade broke, the change in points and the verdict."""
+    t = table.assign(converged=table.converged.map({True: "yes", False: "NO"}),
+                     change=table["change (points)"].map("{:.1f}".format))
+    return show(cells(t), columns=["model", "n", "worst", "worst, stronger", "newly broken", "change", "converged"],
+                rename={"worst": "worst case (%)", "worst, stronger": "with twice the budget (%)",
+                        "change": "change (points)"}, wrap=18)
+
+
+def convergence_verdict(table) -> str:
+    """One clause for the page: every model converged, or which did not."""
+    bad = list(table.loc[~table.converged, table.columns[0]])
+    if not bad:
+        return "every model's worst case moved by less than a point: the cascade converged"
+    return (f"{', '.join(bad)} did not converge: {'its worst case is' if len(bad) == 1 else 'their worst cases are'}"
+            " upper bounds that more attack still lowers")

@@ -106,3 +106,51 @@ def test_gain_and_compare_tables():
     assert list(c.index) == ["baseline", "twin"]
     assert c.loc["baseline", "paper's attack"] == "higher" and c.loc["baseline", "adaptive worst case"] == "lower"
     assert c.loc["twin", "paper's attack"] == "no significant difference"
+
+
+def test_convergence_table_counts_what_more_budget_broke():
+    """The stronger cascade's verdict is added image by image on its first images: an image survives
+    only if it survived both; the change is in points on those images, converged below the tolerance."""
+    from qutils.cascade import CascadeResult, convergence_table
+    from qutils.metrics import Accuracy
+
+    def result(robust):
+        r = torch.tensor(robust)
+        return CascadeResult(Accuracy(len(r), len(r)), Accuracy(int(r.sum()), len(r)), r, ["x"] * len(r))
+
+    base = {"A": result([True, True, False, True, True, True, False, True]),
+            "B": result([True] * 8)}
+    strong = {"A": result([True, False, True, True]),  # breaks image 1; "saves" image 2 (no: both must hold)
+              "B": result([True] * 4)}
+    t = convergence_table(base, strong, "x 2").set_index("model")
+    assert t.loc["A", "n"] == 4 and t.loc["A", "newly broken"] == 1
+    assert t.loc["A", "worst"].correct == 3 and t.loc["A", "worst, stronger"].correct == 2
+    assert t.loc["A", "change (points)"] == pytest.approx(25.0) and not t.loc["A", "converged"]
+    assert t.loc["B", "change (points)"] == 0 and t.loc["B", "converged"]
+    with pytest.raises(ValueError, match="no cascade result"):
+        convergence_table({"A": base["A"]}, strong, "x 2")
+    with pytest.raises(ValueError, match="ran on 8 images"):
+        convergence_table({"A": result([True] * 4)}, {"A": base["A"]}, "x 2")
+
+
+def test_a_stronger_config_doubles_every_attack_budget_and_nothing_else():
+    import dataclasses
+
+    from qutils.experiments import dqa, gcln, qlayer, qusecnets, sqa
+    from qutils.profiles import get_profile
+
+    for M in (qusecnets, qlayer, dqa, sqa, gcln):
+        cfg = M.config_for("mnist", get_profile("book"))
+        s = cfg.stronger()
+        assert s.adaptive_steps == 2 * cfg.adaptive_steps and s.square_queries == 2 * cfg.square_queries
+        assert s.apgd_targets == min(9, 2 * cfg.apgd_targets)
+        for f in ("flip_steps", "anneal_steps", "eot"):
+            if hasattr(cfg, f):
+                assert getattr(s, f) == 2 * getattr(cfg, f), (M.__name__, f)
+        changed = {f.name for f in dataclasses.fields(cfg) if getattr(s, f.name) != getattr(cfg, f.name)}
+        assert changed <= {cfg.STEPS_FIELD, "apgd_targets", *cfg.BUDGET_FIELDS}, (M.__name__, changed)
+        assert s.eps == cfg.eps and s.seed == cfg.seed
+    cfg = gcln.config_for("mnist", get_profile("book"))
+    assert cfg.stronger(4).apgd_targets == 9  # capped at the other classes
+    with pytest.raises(ValueError):
+        cfg.stronger(1)

@@ -62,6 +62,7 @@ class GCLNConfig(CascadeSettings):
     curve_images: int = 200  #: figures 3 and 4
     epsilons: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4)  #: figure 4 (right) and the adaptive curve
     adaptive_images: int = 300  #: the cascade
+    convergence_images: int = 100  #: the convergence check: the cascade again with twice the budget, on its first images
     apgd_steps: int = 40
     apgd_targets: int = 3
     square_queries: int = 1000
@@ -120,12 +121,12 @@ def config_for(dataset: str, profile: Profile) -> GCLNConfig:
                                   curve_images=20, epsilons=cfg.epsilons[1::2], adaptive_images=30,
                                   apgd_steps=profile.attack_steps, apgd_targets=1, square_queries=30,
                                   sweep_ratios=cfg.q_ratios, attack_steps=profile.attack_steps, figure_images=2,
-                                  flip_steps=10, certify_images=8, certify_nodes=5)
+                                  flip_steps=10, certify_images=8, certify_nodes=5, convergence_images=8)
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, pgd_train_steps=40, pgd_train_epochs=10, pgd_train_subset=None,
                                   feature_epochs=10, feature_subset=None,
                                   g_images=50_000, g_epochs=10, pool=10_000, eval_images=profile.eval_images,
                                   curve_images=1000, adaptive_images=1000, apgd_steps=100, apgd_targets=9,
                                   square_queries=5000, sweep_ratios=(0.25, 0.5, 5 / 8, 1.0, 10 / 8, 1.5, 2.5),
-                                  certify_images=1000, certify_nodes=400)
+                                  certify_images=1000, certify_nodes=400, convergence_images=1000)
     return cfg

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import (Stage, chapter_stages, compare_table, curve_rows, gain_table as _gain_table, run_cascades,
+from ...cascade import (Stage, chapter_stages, compare_table, convergence_table, curve_rows, gain_table as _gain_table, run_cascades,
                         summary_table)
 from ...defenses.protocol import as_defense
 from ...defenses.gcln import GCLN, block_dct
@@ -30,7 +30,7 @@ from ...progress import progress as _progress
 from .config import GCLNConfig
 from .zoo import Zoo
 
-__all__ = ["binarization_bounds", "paper_attacks", "models_of", "paper_access", "table1", "table2", "table3", "table4", "bpda_attack", "figure3_qs",
+__all__ = ["binarization_bounds", "convergence", "paper_attacks", "models_of", "paper_access", "table1", "table2", "table3", "table4", "bpda_attack", "figure3_qs",
            "figure3_steps", "figure4_steps", "figure4_eps", "access_table", "paper_attack", "cascade_stages", "adaptive", "adaptive_table",
            "gain_table", "surviving_gains", "access_rows", "PAPER_ACCESS", "BPDA_ACCESS", "adaptive_curves", "frequency_energy", "figure2_maps",
            "detector_scores", "exercise_reference"]
@@ -225,6 +225,18 @@ def binarization_bounds(models: dict, x, y, cfg: GCLNConfig, results: dict | Non
         return adaptive({name: m}, xs, ys, cfg, eps=eps, light=True, progress=False)[name].robust
 
     return cascade_bounds(models, x, y, cfg.eps, cfg.certify, results, light, "the light cascade", epsilons, progress)
+
+
+def convergence(models: dict, x, y, cfg: GCLNConfig, results: dict, source: nn.Module | None = None,
+                factor: int = 2) -> pd.DataFrame:
+    """The convergence check of the cascade (:func:`qutils.cascade.convergence_table`): the same
+    cascade with ``factor`` times every attack's budget (:meth:`~qutils.chapter.CascadeSettings.stronger`)
+    on the first ``cfg.convergence_images`` images, against ``results`` on those images."""
+    strong = cfg.stronger(factor)
+    more = adaptive(models, x, y, strong, n=cfg.convergence_images, source=source, progress=False)
+    what = (f"APGD {strong.apgd_steps} steps, {strong.apgd_targets} targets, Square {strong.square_queries} queries, "
+            f"threshold flip {strong.flip_steps} steps (x {factor})")
+    return convergence_table(results, more, what)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
