@@ -102,3 +102,34 @@ def test_ledger_reasons_carry_the_port():
     assert "Port to mnist" in fgs.reason and "71.0" in fgs.reason
     other = df[(df.model == "PixelDefend") & (df.source == "table 1")].iloc[0]
     assert "quotes" in other.reason and "Port" not in other.reason
+
+
+def test_feature_squeezing_is_bounded_behind_the_chapters_cascade_and_checked_for_convergence(trained_cnn, mnist_test):
+    """GCLN's chapter bounds its one binarizing model (feature squeezing, 1 bit) from both sides: the
+    cascade it ran at the chapter's radius, its light cascade elsewhere (with the threshold flip the
+    chapter now designs for it); the upper bound never exceeds what the attacks left. The convergence
+    check reruns the cascade with twice the budget on the first images and can only lower the worst case."""
+    import dataclasses
+
+    from qutils.defenses import BitDepthReduction, InputTransformModel
+
+    cfg = dataclasses.replace(X.config_for("mnist", get_profile("smoke")), eps=0.1, certify_images=10,
+                              certify_epsilons=(0.05, 0.1), convergence_images=6)
+    fs = InputTransformModel(BitDepthReduction(1), trained_cnn).eval()
+    models_ = {"No defense": trained_cnn, "Feature squeezing": fs}
+    x, y = mnist_test.x[:12], mnist_test.y[:12]
+    stages = X.cascade_stages(fs, cfg)
+    assert "threshold flip (designed)" in [s.label for s in stages]
+    results = X.adaptive(models_, x, y, cfg, progress=False)
+    t = X.binarization_bounds(models_, x, y, cfg, results)
+    assert list(t.model) == ["Feature squeezing"] * 2 and list(t.eps) == [0.05, 0.1] and (t.n == 10).all()
+    assert list(t.attack) == ["the light cascade", "the adaptive cascade"]
+    at = t[t.eps == 0.1].iloc[0]
+    assert at.survived == pytest.approx(float(results["Feature squeezing"].robust[:10].float().mean()))
+    assert ((t.survived * 10).round() - t.n_missed == (t.attacked * 10).round()).all()
+    assert (t.certified <= t.attacked).all()
+    conv = X.convergence(models_, x, y, cfg, results).set_index("model")
+    assert (conv.n == 6).all() and (conv["change (points)"] >= 0).all()
+    for name, r in conv.iterrows():
+        assert r["worst, stronger"].correct <= r["worst"].correct == int(results[name].robust[:6].sum())
+    assert "x 2" in conv.stronger.iloc[0]
