@@ -228,9 +228,12 @@ def test_binarization_bounds_are_the_chapters_and_add_up():
     assert len(t) == len(raw) and {p for p, _ in raw} >= {"qusecnets", "gcln"}
     for (paper, r), (_, row) in zip(raw, t.iterrows()):
         assert row.paper_id == paper and row.model == r["model"] and row.eps == r["eps"]
-        assert row.certified == r["certified"] and row.attacked == r["attacked"] and row.n_missed == r["n_missed"]
-    assert (t.certified <= t.attacked + 1e-12).all() and (t.attacked <= t.survived + 1e-12).all()
-    assert ((t.survived * t.n).round() - t.n_missed == (t.attacked * t.n).round()).all()
+        assert row.certified == r["certified"] and row.attacked == r["attacked"]
+        assert row.n_missed == r["n_missed"] if "n_missed" in r else math.isnan(row.n_missed)
+    assert (t.certified <= t.attacked + 1e-12).all()
+    c = t.dropna(subset=["n_missed"])  # rows written since the search counts what the attacks missed
+    assert len(c) >= 1 and (c.attacked <= c.survived + 1e-12).all()
+    assert ((c.survived * c.n).round() - c.n_missed == (c.attacked * c.n).round()).all()
     assert C.binarization_bounds("fashion_mnist").empty  # no chapter bounds a Fashion-MNIST model
 
 
