@@ -269,17 +269,20 @@ def cascade_stages(result, wrap: int = 26):
 
 
 
-def bounds(table, wrap: int = 22):
+def bounds(table, wrap: int = 12):
     """Two-sided bounds (:func:`qutils.certify.cascade_bounds`' table) for the page: per model and
-    radius the certified share (lower bound), the attacks' share alone, the share neither the attacks
-    nor the search broke (upper bound), each with its 95% interval where it is a bound, the images
-    the search broke that the attacks had left correct, the undecided ones, and the search's seconds."""
-    t = table.assign(**{"the attacks alone (%)": table.survived, "missed by the attacks": table.n_missed,
-                        "unknown": table.n_unknown, "seconds": table.seconds.round()})
-    return show(t, percent=("the attacks alone (%)",), intervals={"certified (%)": ("certified", "certified_lo", "certified_hi"),
-                              "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
-                columns=["model", "eps", "n", "certified (%)", "the attacks alone (%)", "missed by the attacks",
-                         "not broken (%)", "unknown", "seconds"], wrap=wrap)
+    radius the certified share (lower bound), the attacks' share alone, the images the search broke
+    that the attacks had left correct, the share neither broke (upper bound), each bound with its 95%
+    interval, the undecided images and the search's seconds. Short headers, so nine columns fit the
+    text column at 1280 px."""
+    t = table.assign(alone=table.survived, missed=table.n_missed, unknown=table.n_unknown,
+                     seconds=table.seconds.round())
+    return show(t, percent=("alone",), intervals={"certified (%)": ("certified", "certified_lo", "certified_hi"),
+                                                  "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
+                columns=["model", "eps", "n", "certified (%)", "alone", "missed", "not broken (%)", "unknown",
+                         "seconds"],
+                rename={"eps": "ε", "alone": "attacks alone (%)", "missed": "missed by attacks", "seconds": "s"},
+                wrap=wrap)
 
 
 def convergence(table):

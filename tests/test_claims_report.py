@@ -212,6 +212,7 @@ def test_bounds_table_and_figure_show_both_bounds_and_what_the_attacks_missed():
     assert "55.0 [45.0,\u00a064.0]" in html and "69.0 [59.0,\u00a077.0]" in html
     assert ">72.0<" in html and ">0.72<" not in html  # the attacks alone, in percent
     assert ">3<" in html and ">42<" in html and "41.6" not in html  # counts and seconds whole
+    assert "max-width: 12ch" in html  # headers wrap: nine columns fit the text column
     fig = plot.binarization_bounds(t)
     try:
         assert len(fig.axes) == 2 and [a.get_title() for a in fig.axes] == ["L\u221e, \u03b5 = 0.1", "L\u221e, \u03b5 = 0.3"]
