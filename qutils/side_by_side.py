@@ -103,8 +103,8 @@ def bounds_table(bounds):
                                   "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
                        columns=["model", "eps", "n", "certified (%)", "survived", "n_missed", "not broken (%)",
                                 "n_unknown"],
-                       rename={"eps": "ε", "survived": "the attacks alone (%)", "n_missed": "missed by the attacks",
-                               "n_unknown": "undecided"}, wrap=16)
+                       rename={"eps": "ε", "survived": "attacks alone (%)", "n_missed": "missed by attacks",
+                               "n_unknown": "un­decided"}, wrap=11)
 
 
 def glue_bounds(bounds, boards) -> None:
