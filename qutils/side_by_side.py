@@ -118,6 +118,10 @@ def glue_bounds(bounds, boards) -> None:
     counted = at.dropna(subset=["n_missed"])  # a results file written before the search counted them has none
     report.glue("sbs-bounds-missed", int(counted.n_missed.sum()))
     report.glue("sbs-bounds-rows", len(counted))
+    n, k = int(counted.n_missed.sum()), len(counted)
+    report.glue("sbs-bounds-missed-text",
+                f"it broke {n} image{'' if n == 1 else 's'} that the whole cascade had left correct (counted for "
+                f"{k} of the {len(at)} binarizing models; the others' results predate the count)")
     lo = bounds[bounds.eps < eps - 1e-9]
     if len(lo):
         report.glue("sbs-bounds-eps-lo", f"{lo.eps.max():g}")
