@@ -61,7 +61,7 @@ def _not_beaten(name: str, other: Accuracy, reference: Accuracy, detail: str) ->
     as strong as the reference did not beat it): it fails on non-overlapping 95% intervals; where
     ``other`` is lower on the point estimate but within noise it passes, and says so."""
     passed = not significantly_lower(other, reference)
-    noise = passed and other.correct / other.n < reference.correct / reference.n
+    noise = passed and other.value < reference.value
     if noise:
         detail += "; lower on the point estimate, but the 95% intervals overlap (not significant at this n)"
     return Check(name, passed, detail, noise)

@@ -269,18 +269,18 @@ def cascade_stages(result, wrap: int = 26):
 
 
 
-def bounds(table, wrap: int = 12):
+def bounds(table, wrap: int = 12, seconds: bool = True):
     """Two-sided bounds (:func:`qutils.certify.cascade_bounds`' table) for the page: per model and
     radius the certified share (lower bound), the attacks' share alone, the images the search broke
     that the attacks had left correct, the share neither broke (upper bound), each bound with its 95%
-    interval, the undecided images and the search's seconds. Short headers, so nine columns fit the
-    text column at 1280 px."""
+    interval, the undecided images and (``seconds``) the search's seconds. Short headers, so the
+    columns fit the text column at 1280 px."""
     t = table.assign(alone=table.survived, missed=table.n_missed, unknown=table.n_unknown,
-                     seconds=table.seconds.round())
+                     seconds=table.seconds.round() if seconds else 0)
     return show(t, percent=("alone",), intervals={"certified (%)": ("certified", "certified_lo", "certified_hi"),
                                                   "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
-                columns=["model", "eps", "n", "certified (%)", "alone", "missed", "not broken (%)", "unknown",
-                         "seconds"],
+                columns=["model", "eps", "n", "certified (%)", "alone", "missed", "not broken (%)", "unknown"]
+                + (["seconds"] if seconds else []),
                 rename={"eps": "ε", "alone": "attacks alone (%)", "missed": "missed by attacks", "seconds": "s"},
                 wrap=wrap)
 

@@ -94,17 +94,9 @@ def clean_cost_table(boards):
 
 
 def bounds_table(bounds):
-    """Table 7: the binarizing models bounded from both sides (:func:`qutils.comparison.binarization_bounds`):
-    per chapter, model and radius the certified share, the attacks' share alone, the share the exact
-    search left (95% intervals), and the images the search broke that the attacks had missed."""
-    t = bounds.assign(model=bounds.defense + " · " + bounds.model, survived=bounds.survived)
-    return report.show(t, percent=("survived",),
-                       intervals={"certified (%)": ("certified", "certified_lo", "certified_hi"),
-                                  "not broken (%)": ("attacked", "attacked_lo", "attacked_hi")},
-                       columns=["model", "eps", "n", "certified (%)", "survived", "n_missed", "not broken (%)",
-                                "n_unknown"],
-                       rename={"eps": "ε", "survived": "attacks alone (%)", "n_missed": "missed by attacks",
-                               "n_unknown": "un­decided"}, wrap=11)
+    """Table 6: the binarizing models bounded from both sides (:func:`qutils.comparison.binarization_bounds`),
+    as :func:`qutils.report.bounds` shows a chapter's, each model named with its chapter."""
+    return report.bounds(bounds.assign(model=bounds.defense + " · " + bounds.model), wrap=11, seconds=False)
 
 
 def glue_bounds(bounds, boards) -> None:
