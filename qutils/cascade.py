@@ -240,6 +240,21 @@ def decisive_stage(r: CascadeResult) -> str:
     return max(counts, key=counts.get) if counts else "none"
 
 
+def check_convergence(adaptive, models: dict, x: torch.Tensor, y: torch.Tensor, cfg, results: dict, factor: int = 2,
+                      **kwargs) -> "pd.DataFrame":
+    """The convergence check of a chapter's cascade: ``adaptive`` (the chapter's
+    ``adaptive(models, x, y, cfg, n=..., progress=..., **kwargs)``) run again with ``factor`` times
+    every attack's budget (``cfg.stronger(factor)``, :meth:`~qutils.chapter.CascadeSettings.stronger`)
+    on the first ``cfg.convergence_images`` images, compared with ``results`` (the cascades as run on
+    the same first images) by :func:`convergence_table`."""
+    strong = cfg.stronger(factor)
+    n = getattr(cfg, "convergence_images", None)
+    if n is None:
+        raise ValueError(f"{type(cfg).__name__} has no convergence_images: the chapter does not check convergence")
+    more = adaptive(models, x, y, strong, n=n, progress=False, **kwargs)
+    return convergence_table(results, more, f"{strong.budget} (x {factor})")
+
+
 def convergence_table(results: dict, stronger: dict, what: str, tolerance: float = 1.0,
                       label: str = "model") -> "pd.DataFrame":
     """Did each cascade converge? ``results`` are the cascades as run (``{name: CascadeResult}``),

@@ -34,6 +34,11 @@ class CascadeSettings:
     #: the other settings that buy an attack more budget, doubled by :meth:`stronger` where the config has them
     BUDGET_FIELDS = ("square_queries", "flip_steps", "anneal_steps", "eot")
     MAX_TARGETS = 9  #: APGD-T's targets: at most the other classes of a 10-class problem (AutoAttack's 9)
+    #: AutoAttack's standard strength (Croce & Hein 2020): the least budget of a row the comparison ranks
+    STANDARD = {"steps": 100, "apgd_targets": 9, "square_queries": 5000}
+    #: how :attr:`budget` names each budget setting
+    BUDGET_NAMES = {"square_queries": "Square {} queries", "flip_steps": "threshold flip {} steps",
+                    "anneal_steps": "annealing {} steps", "eot": "EOT {} samples"}
 
     @property
     def adaptive_steps(self) -> int:
@@ -63,6 +68,36 @@ class CascadeSettings:
             if hasattr(self, f) and getattr(self, f) is not None:
                 changes[f] = factor * getattr(self, f)
         return dataclasses.replace(self, **changes)
+
+    def _strength(self) -> dict:
+        return {"steps": self.adaptive_steps, "apgd_targets": getattr(self, "apgd_targets", None),
+                "square_queries": getattr(self, "square_queries", None)}
+
+    @property
+    def below_standard(self) -> list[str]:
+        """The cascade's settings below AutoAttack's standard strength (:attr:`STANDARD`), each as
+        "APGD 40 steps (standard 100)"; empty when the cascade runs at that strength. A setting the
+        config lacks counts as below."""
+        names = {"steps": "APGD {} steps", "apgd_targets": "APGD-T {} targets", "square_queries": "Square {} queries"}
+        have = self._strength()
+        return [f"{names[k].format(have[k] if have[k] is not None else 'no')} (standard {v})"
+                for k, v in self.STANDARD.items() if have[k] is None or have[k] < v]
+
+    @property
+    def at_standard(self) -> bool:
+        """Does the cascade run at AutoAttack's standard strength (:attr:`STANDARD`) or above?"""
+        return not self.below_standard
+
+    @property
+    def budget(self) -> str:
+        """The cascade's budget in words, e.g. "APGD 100 steps, 9 targets, Square 5000 queries,
+        threshold flip 100 steps" (the settings :meth:`stronger` multiplies)."""
+        parts = [f"APGD {self.adaptive_steps} steps"]
+        if getattr(self, "apgd_targets", None) is not None:
+            parts[0] += f", {self.apgd_targets} target{'' if self.apgd_targets == 1 else 's'}"
+        parts += [text.format(getattr(self, f)) for f, text in self.BUDGET_NAMES.items()
+                  if getattr(self, f, None) is not None]
+        return ", ".join(parts)
 
     @property
     def certify(self):

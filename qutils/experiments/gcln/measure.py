@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import (Stage, chapter_stages, compare_table, convergence_table, curve_rows, gain_table as _gain_table, run_cascades,
+from ...cascade import (Stage, chapter_stages, compare_table, check_convergence, curve_rows, gain_table as _gain_table, run_cascades,
                         summary_table)
 from ...defenses.protocol import as_defense
 from ...defenses.gcln import GCLN, block_dct
@@ -229,14 +229,10 @@ def binarization_bounds(models: dict, x, y, cfg: GCLNConfig, results: dict | Non
 
 def convergence(models: dict, x, y, cfg: GCLNConfig, results: dict, source: nn.Module | None = None,
                 factor: int = 2) -> pd.DataFrame:
-    """The convergence check of the cascade (:func:`qutils.cascade.convergence_table`): the same
-    cascade with ``factor`` times every attack's budget (:meth:`~qutils.chapter.CascadeSettings.stronger`)
-    on the first ``cfg.convergence_images`` images, against ``results`` on those images."""
-    strong = cfg.stronger(factor)
-    more = adaptive(models, x, y, strong, n=cfg.convergence_images, source=source, progress=False)
-    what = (f"APGD {strong.apgd_steps} steps, {strong.apgd_targets} targets, Square {strong.square_queries} queries, "
-            f"threshold flip {strong.flip_steps} steps (x {factor})")
-    return convergence_table(results, more, what)
+    """The convergence check of the cascade (:func:`qutils.cascade.check_convergence`): the same
+    cascade with ``factor`` times every attack's budget on the first ``cfg.convergence_images`` images,
+    against ``results`` on those images."""
+    return check_convergence(adaptive, models, x, y, cfg, results, factor, source=source)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:

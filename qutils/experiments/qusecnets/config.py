@@ -47,13 +47,16 @@ class QuSecNetsConfig(CascadeSettings):
     cw_const: float = 10.0
     cw_stepsize: float = 0.2
     jsma_gamma: float = 0.1  #: cleverhans tutorial: gamma 0.1, theta 1
-    adaptive_images: int = 500  #: images for the adaptive evaluation
-    pgd_steps: int = 40  #: steps of every gradient attack of the adaptive cascade (APGD) and of the curves
-    apgd_targets: int = 1  #: target classes of APGD-T in the cascade (AutoAttack: 9; the book's budget: 1)
+    #: images of the adaptive cascade: it runs at AutoAttack's standard strength (below), so the book
+    #: profile attacks fewer images than the full one, never with a weaker attack
+    adaptive_images: int = 200
+    convergence_images: int = 100  #: the convergence check: the cascade with twice the budget, on its first images
+    pgd_steps: int = 100  #: steps of every gradient attack of the adaptive cascade (APGD, AutoAttack's 100) and of the curves
+    apgd_targets: int = 9  #: target classes of APGD-T in the cascade (AutoAttack's 9)
     flip_steps: int = 100  #: the designed attack (threshold flip): steps ...
     flips: int = 4  #: ... and pixels moved per step
     bpda_z: float = 10.0  #: steepness of the sigmoid used as BPDA backward pass
-    square_queries: int = 1000  #: Square's queries, on every image that survives the gradient attacks
+    square_queries: int = 5000  #: Square's queries (AutoAttack's 5000), on every image that survives the gradient attacks
     curve_images: int = 100  #: images of the accuracy-versus-epsilon curves and the audit
     #: the two-sided bounds (``cfg.certify``): the first 100 images of the cascade at two radii; per image
     #: 40 boxes at 0.1 and 10 at 0.3 (where no box is proved, the search only looks for adversarial vertices)
@@ -79,11 +82,10 @@ def config_for(dataset: str, profile: Profile) -> QuSecNetsConfig:
     if profile.name == "smoke":
         cfg = dataclasses.replace(cfg, epochs=1, adv_epochs=1, eval_images=profile.eval_images, cw_images=10,
                                   cw_sources=2, cw_steps=10, adaptive_images=50, pgd_steps=profile.attack_steps,
-                                  square_queries=50, flip_steps=10, curve_images=20, cq_levels=(2, 4),
-                                  certify_images=8, certify_nodes=5)
+                                  apgd_targets=1, square_queries=50, flip_steps=10, curve_images=20, cq_levels=(2, 4),
+                                  certify_images=8, certify_nodes=5, convergence_images=10)
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, epochs=10, adv_epochs=10, eval_images=profile.eval_images, cw_images=1000,
-                                  cw_sources=100, adaptive_images=1000, pgd_steps=100, square_queries=5000,
-                                  apgd_targets=9, curve_images=1000, cq_levels=(2, 3, 4, 8, 16),
+                                  cw_sources=100, adaptive_images=1000, convergence_images=1000, curve_images=1000, cq_levels=(2, 3, 4, 8, 16),
                                   certify_images=1000, certify_epsilons=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3), certify_nodes=400)
     return cfg

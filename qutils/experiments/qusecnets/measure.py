@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, all_targets
-from ...cascade import Stage, chapter_stages, run_cascades, summary_table
+from ...cascade import Stage, chapter_stages, check_convergence, run_cascades, summary_table
 from ...defenses import QuSecNet
 from ...defenses.protocol import as_defense
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, attack_table, compare_accuracies, defense_table, pick,
@@ -17,7 +17,7 @@ from .config import NO_DEFENSE, QuSecNetsConfig
 from .zoo import _info
 
 __all__ = ["reproduce", "zoo_frame", "pick", "headline", "fgsm_pivot", "transfer_beats_white_box", "threshold_crossable", "crossable_table",
-           "paper_protocol", "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference",
+           "paper_protocol", "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "convergence", "adaptive_curves", "sign_masking", "vq_cost_comparison", "exercise_reference",
            "binarization_bounds"]
 
 
@@ -163,6 +163,14 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfi
     deploys it (QuSecNets exactly quantized). Returns ``{name: CascadeResult}``."""
     return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
                         names, progress=progress)
+
+
+def convergence(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, results: dict,
+                factor: int = 2) -> pd.DataFrame:
+    """The convergence check of the cascade (:func:`qutils.cascade.check_convergence`): the same
+    cascade with ``factor`` times every attack's budget on the first ``cfg.convergence_images`` images,
+    against ``results`` on those images."""
+    return check_convergence(adaptive, models, x, y, cfg, results, factor)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
