@@ -25,7 +25,7 @@ from .checks import check_choice
 from .schema import ADAPTIVE, label_column, validate_table
 
 __all__ = ["DEFENSES", "MECHANISM", "COMMON_EPS", "Source", "SOURCES", "DEFENSE", "UNDEFENDED", "FGSM_TRAINED",
-           "PGD_TRAINED", "OTHER", "leaderboard", "binarization_bounds", "security_curves", "headline", "by_defense", "exercise_reference"]
+           "PGD_TRAINED", "OTHER", "LIGHT", "NOT_CONVERGED", "NOT_CHECKED", "rank_note", "leaderboard", "binarization_bounds", "security_curves", "headline", "by_defense", "exercise_reference"]
 
 #: the defenses' short names, in the book's order (from the chapters' records)
 DEFENSES = {ch.paper: ch.name for ch in CHAPTERS}
@@ -61,6 +61,38 @@ def _config(source: Source, results: dict):
     return cls(**stored)
 
 
+#: why a row at the common radius is not ranked (``rank_note``; "" for a ranked row)
+LIGHT, NOT_CONVERGED, NOT_CHECKED = "light attack", "not converged", "convergence not checked"
+
+
+def _converged(source: Source, results: dict) -> dict:
+    """``{model: converged}`` from the results file's convergence table (:func:`qutils.cascade.convergence_table`),
+    empty where the chapter ran no convergence check."""
+    table = results.get("tables", {}).get("convergence") or []
+    if table and "converged" not in table[0] and "axis" in table[0]:
+        return {}  # the SQA chapter's EOT curve (accuracy against EOT samples), written before its check
+    out = {}
+    for row in table:
+        if "converged" not in row:
+            raise ValueError(f"{source.results}.json's convergence table has no 'converged' column: "
+                             f"re-run notebooks/{source.notebook}.ipynb")
+        out[row[label_column(table)]] = bool(row["converged"])
+    return out
+
+
+def rank_note(common: bool, standard: bool, converged) -> str:
+    """Why a row is not ranked, "" when it is: the comparison ranks a row only at the common radius,
+    attacked at AutoAttack's standard strength (:attr:`qutils.chapter.CascadeSettings.STANDARD`) and with
+    a convergence check that passed (``converged``: ``True``, ``False`` or ``None`` for not checked)."""
+    if not common:
+        return "another radius"
+    if not standard:
+        return LIGHT
+    if converged is None:
+        return NOT_CHECKED
+    return "" if converged else NOT_CONVERGED
+
+
 def leaderboard(dataset: str, directory: str | Path | None = None):
     """One row per main model of every chapter on ``dataset``, read from the results files: defense,
     model, role, training, radius, APGD steps, n, clean / the paper's attack / the adaptive worst case
@@ -68,8 +100,11 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
     the chapter measured at the book's common radius (``common``), the paper's clean accuracy of the
     model where it reports one (``paper_clean``, percent) and the model's ``label`` by :mod:`qutils.bars`:
     "under-trained" (clean accuracy below the paper's bar), "weak baseline" (a PGD-trained baseline
-    below the robust bar) or "". Sorted: common radius first, then
-    by worst case. Raises ``FileNotFoundError`` naming the notebook of a missing results file and
+    below the robust bar) or "". The attack's strength: ``standard`` (the chapter's cascade at
+    AutoAttack's budget or above), ``below_standard`` (what fell short, in words), ``converged``
+    (the chapter's convergence check: ``True``, ``False`` or ``None``, not checked), ``ranked`` and
+    ``rank_note`` (:func:`rank_note`: a row is ranked only at the common radius, at standard strength
+    and converged). Sorted: common radius first, then ranked rows, each group by worst case. Raises ``FileNotFoundError`` naming the notebook of a missing results file and
     ``KeyError`` for a model the results file does not hold."""
     import pandas as pd
 
@@ -93,6 +128,7 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
         if missing:
             raise KeyError(f"{s.results}.json's adaptive table has no rows {missing} (it has {list(t.index)})")
         steps = cfg.adaptive_steps
+        converged = _converged(s, res)
         for model, (role, training) in s.models.items():
             r = t.loc[model]
             ref = s.reference_of(model) if role == DEFENSE else ""
@@ -106,12 +142,16 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
                          "decisive": r["decisive"],
                          "drop": 100 * (float(r["paper"]) - float(r["worst"])), "reference": ref,
                          "clean_cost": cost, "results": s.results,
-                         "paper_clean": paper_clean.get(model, float("nan"))})
+                         "paper_clean": paper_clean.get(model, float("nan")),
+                         "standard": cfg.at_standard, "below_standard": ", ".join(cfg.below_standard),
+                         "converged": converged.get(model)})
             rows[-1]["label"] = _label(rows[-1], dataset)
     out = pd.DataFrame(rows)
     out["common"] = (out.eps - COMMON_EPS[dataset]).abs() < 1e-9
-    return out.sort_values(["common", "worst", "clean"], ascending=[False, False, False], kind="stable",
-                           ignore_index=True)
+    out["rank_note"] = [rank_note(c, s, v) for c, s, v in zip(out.common, out.standard, out.converged)]
+    out["ranked"] = out.rank_note == ""
+    return out.sort_values(["common", "ranked", "worst", "clean"], ascending=[False, False, False, False],
+                           kind="stable", ignore_index=True)
 
 
 def _label(row: dict, dataset: str) -> str:
@@ -180,13 +220,17 @@ def headline(dataset: str, directory: str | Path | None = None) -> dict:
     highest adaptive worst case -- the five papers' models and the other quantization defenses the
     chapters measured beside them (feature squeezing's bit-depth reduction), so the headline is table
     1's top quantization row --, the best baseline, the best PGD-trained baseline and the largest drop
-    from the paper's attack among the papers' own models (rows of :func:`leaderboard`)."""
+    from the paper's attack among the papers' own models (rows of :func:`leaderboard`). The
+    defense is the best *ranked* one where any is (an unranked row heads the line only where none is,
+    and says so in its ``rank_note``); the baselines are the best by worst case, ranked or not (each
+    row's ``rank_note`` says which)."""
     board = leaderboard(dataset, directory)
     common = board[board.common]
     quantizers = common[common.role.isin([DEFENSE, OTHER])]
     defenses = common[common.role == DEFENSE]
-    baselines = common[common.role.isin([PGD_TRAINED, FGSM_TRAINED, UNDEFENDED])]
-    pgd = common[common.role == PGD_TRAINED]
+    by_worst = common.sort_values(["worst", "clean"], ascending=False, kind="stable")
+    baselines = by_worst[by_worst.role.isin([PGD_TRAINED, FGSM_TRAINED, UNDEFENDED])]
+    pgd = by_worst[by_worst.role == PGD_TRAINED]
     return {"dataset": dataset, "eps": COMMON_EPS[dataset], "best": quantizers.iloc[0],
             "best_baseline": baselines.iloc[0], "best_pgd": pgd.iloc[0] if len(pgd) else None,
             "pgd_range": (pgd.worst.min(), pgd.worst.max()) if len(pgd) else None,

@@ -20,11 +20,15 @@ def _row(boards, ds, paper, model):
     return b[(b.paper_id == paper) & (b.model == model)].iloc[0]
 
 
-def model_name(r) -> str:
+def model_name(r, ranked: bool = True) -> str:
     """"Defense · model", with the model's label where it has one (:mod:`qutils.bars`: under-trained,
-    weak baseline), so a number on a weaker model is never read as comparable."""
-    label = getattr(r, "label", "")
-    return f"{r.defense} · {r.model}" + (f" ({label})" if isinstance(label, str) and label else "")
+    weak baseline), so a number on a weaker model is never read as comparable, and (``ranked``) why
+    the row is not ranked where it is not (:func:`qutils.comparison.rank_note`)."""
+    labels = [getattr(r, "label", "")]
+    if ranked and not getattr(r, "ranked", True):
+        labels.append(f"not ranked: {r.rank_note}")
+    labels = [x for x in labels if isinstance(x, str) and x]
+    return f"{r.defense} · {r.model}" + (f" ({'; '.join(labels)})" if labels else "")
 
 
 def _worst(r) -> str:
@@ -43,13 +47,25 @@ def _role(r) -> str:
     return r.role
 
 
-def show_board(board, common: bool = True):
-    """Tables 1-4: the rows of ``board`` at the common radius, ranked (``common=True``), or the rows
-    measured at another radius, with their radius."""
-    import numpy as np
+def _ranks(b) -> list[str]:
+    """The "rank" column: 1, 2, ... for the ranked rows (the board's order), and for the others why not
+    (:func:`qutils.comparison.rank_note`)."""
+    out, k = [], 0
+    for _, r in b.iterrows():
+        if r.ranked:
+            k += 1
+            out.append(str(k))
+        else:
+            out.append(f"{report.EMPTY} {r.rank_note}")
+    return out
 
+
+def show_board(board, common: bool = True):
+    """Tables 1-4: the rows of ``board`` at the common radius (``common=True``), the ranked ones first
+    with their rank and the others with the reason they are not ranked, or the rows measured at another
+    radius, with their radius."""
     b = board[board.common == common].reset_index(drop=True)
-    df = b.assign(rank=np.arange(1, len(b) + 1), model=[model_name(r) for _, r in b.iterrows()],
+    df = b.assign(rank=_ranks(b), model=[model_name(r, ranked=False) for _, r in b.iterrows()],
                   role=[_role(r) for _, r in b.iterrows()], clean=b.clean.map(report.pct),
                   drop=b["drop"].map("{:.1f}".format), eps=b.eps,
                   decisive=b.decisive.replace("none", "the paper's attack"))
@@ -57,7 +73,7 @@ def show_board(board, common: bool = True):
                                                 "decisive", "drop"]
     return report.show(df, intervals={"paper's attack (%)": ("paper", "paper_lo", "paper_hi"),
                                       "worst case (%)": ("worst", "worst_lo", "worst_hi")},
-                       columns=cols, rename={"rank": "#", "clean": "clean (%)", "drop": "drop (points)",
+                       columns=cols, rename={"clean": "clean (%)", "drop": "drop (points)",
                                              "decisive": "found by", "eps": "ε"}, wrap=13)
 
 

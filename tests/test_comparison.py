@@ -63,8 +63,12 @@ def test_leaderboard_ranks_common_radius_first_by_worst_case(dataset):
     board = C.leaderboard(dataset)
     common = board.common.to_list()
     assert common == sorted(common, reverse=True)  # no row at another radius among the ranked ones
-    for flag in (True, False):
-        w = board[board.common == flag].worst.to_list()
+    # every ranked row was attacked at AutoAttack's strength and has a convergence record that passed
+    assert board[board.ranked].standard.all() and (board[board.ranked].converged == True).all()  # noqa: E712
+    ranked = board[board.common].ranked.to_list()
+    assert ranked == sorted(ranked, reverse=True)  # at the common radius the ranked rows come first
+    for group in (board[board.ranked], board[board.common & ~board.ranked], board[~board.common]):
+        w = group.worst.to_list()
         assert w == sorted(w, reverse=True)
     # the worst case is never above the paper's attack (the cascade starts with it) nor the clean accuracy
     assert (board.worst <= board.paper + 1e-12).all() and (board.worst <= board.clean + 1e-12).all()
@@ -107,7 +111,10 @@ def test_headline_is_the_leaderboards_top(dataset):
     common = board[board.common]
     d = common[common.role == C.DEFENSE]
     q = common[common.role.isin([C.DEFENSE, C.OTHER])]
+    if q.ranked.any():  # the best ranked quantizer heads the line, though an unranked one may score higher
+        q = q[q.ranked]
     assert h["best"].worst == q.worst.max() and h["best"].role in (C.DEFENSE, C.OTHER)
+    assert h["best"].ranked == q.ranked.any()
     assert h["largest_drop"]["drop"] == d["drop"].max()
     pgd = common[common.role == C.PGD_TRAINED]
     assert h["best_pgd"].worst == pgd.worst.max() and h["pgd_range"] == (pgd.worst.min(), pgd.worst.max())
@@ -138,6 +145,54 @@ def test_stale_results_raise(results_copy):
     raw["config"]["a_setting_no_chapter_has"] = 1
     (d / "sqa_adaptive.json").write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="15_sqa_adaptive"):
+        C.leaderboard("mnist", d)
+
+
+def test_the_rank_rule():
+    assert C.rank_note(True, True, True) == ""
+    assert C.rank_note(True, True, False) == C.NOT_CONVERGED
+    assert C.rank_note(True, True, None) == C.NOT_CHECKED
+    assert C.rank_note(True, False, True) == C.LIGHT  # converged, but below AutoAttack's strength
+    assert C.rank_note(False, True, True) == "another radius"
+
+
+def _set(raw, cfg_changes, converged):
+    raw["config"].update(cfg_changes)
+    models = [r.get("model", r.get("defense")) for r in raw["tables"]["adaptive"]]
+    raw["tables"]["convergence"] = [{"model": m, "converged": converged(m)} for m in models]
+
+
+def test_only_standard_converged_rows_are_ranked(results_copy):
+    """The comparison ranks a row only if its chapter attacked it at AutoAttack's strength and its
+    convergence check passed; a stronger-looking number from a light or unconverged cascade is listed
+    below the ranked rows, with its reason."""
+    d = results_copy
+    raw = json.loads((d / "gcln_adaptive.json").read_text())
+    _set(raw, {"apgd_steps": 100, "apgd_targets": 9, "square_queries": 5000}, lambda m: m != "GCLN (Qs=48)")
+    (d / "gcln_adaptive.json").write_text(json.dumps(raw))
+    raw = json.loads((d / "qusecnets_adaptive.json").read_text())
+    _set(raw, {"pgd_steps": 40, "apgd_targets": 1, "square_queries": 1000}, lambda m: True)
+    (d / "qusecnets_adaptive.json").write_text(json.dumps(raw))
+    board = C.leaderboard("mnist", d)
+    gcln = board[board.paper_id == "gcln"].set_index("model")
+    assert gcln.loc["Feature squeezing"].ranked and gcln.loc["PGD-trained"].ranked
+    assert gcln.loc["GCLN (Qs=48)"].rank_note == C.NOT_CONVERGED and not gcln.loc["GCLN (Qs=48)"].ranked
+    qs = board[board.paper_id == "qusecnets"]
+    assert (qs.rank_note == C.LIGHT).all() and "APGD 40 steps (standard 100)" in qs.below_standard.iloc[0]
+    assert set(board[board.ranked].paper_id) == {"gcln"}
+    first_unranked = int((~board.ranked).to_numpy().argmax())
+    assert board.ranked.iloc[:first_unranked].all() and not board.ranked.iloc[first_unranked:].any()
+    assert board.worst.iloc[first_unranked] > board[board.ranked].worst.min()  # an unranked row scores higher
+    h = C.headline("mnist", d)
+    assert h["best"].model == "Feature squeezing" and h["best"].ranked
+    from qutils import side_by_side as S
+
+    assert "not ranked: light attack" in S.model_name(qs.iloc[0])
+    assert "not ranked" not in S.model_name(gcln.reset_index().iloc[0])
+    with pytest.raises(ValueError, match="converged"):
+        raw = json.loads((d / "gcln_adaptive.json").read_text())
+        raw["tables"]["convergence"] = [{"model": "No defense", "newly broken": 0}]
+        (d / "gcln_adaptive.json").write_text(json.dumps(raw))
         C.leaderboard("mnist", d)
 
 
@@ -283,7 +338,7 @@ def test_every_model_below_its_bar_carries_its_label(dataset):
         assert ("under-trained" in r.label) == below, (r.model, r.clean, r.paper_clean)
         weak = r.role == C.PGD_TRAINED and weak_baseline(dataset, r.eps, 100 * r.worst)
         assert ("weak baseline" in r.label) == weak, (r.model, r.worst)
-        assert model_name(r).endswith(f"({r.label})") == bool(r.label)
+        assert model_name(r, ranked=False).endswith(f"({r.label})") == bool(r.label)
     assert board.label.str.len().gt(0).any()  # the committed results hold models below their bars
 
 
