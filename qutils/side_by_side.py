@@ -143,7 +143,11 @@ def glue_bounds(bounds, boards) -> None:
         report.glue("sbs-bounds-fs-alone", report.pct(r.survived))
         report.glue("sbs-bounds-fs-att", report.cell(r.attacked, r.attacked_lo, r.attacked_hi))
         report.glue("sbs-bounds-fs-missed", int(r.n_missed))
-        report.glue("sbs-bounds-fs-ranked", _worst(_row(boards, "mnist", "gcln", "Feature squeezing")))
+        row = _row(boards, "mnist", "gcln", "Feature squeezing")
+        report.glue("sbs-bounds-fs-ranked", _worst(row))
+        report.glue("sbs-bounds-fs-n", int(row.n))
+        report.glue("sbs-bounds-fs-note", f"rank {int(boards['mnist'].ranked.loc[:row.name].sum())}" if row.ranked
+                    else f"not ranked: {row.rank_note}")
 
 
 def glue(boards) -> None:
@@ -160,6 +164,15 @@ def glue(boards) -> None:
     for ds, board in boards.items():
         report.glue(f"sbs-{ds}-eps", C.COMMON_EPS[ds])
         report.glue(f"sbs-{ds}-models", len(board))
+        common = board[board.common]
+        report.glue(f"sbs-{ds}-common", len(common))
+        n_ranked = int(common.ranked.sum())
+        report.glue(f"sbs-{ds}-ranked", "none" if n_ranked == 0 else str(n_ranked))
+        light = common[common.rank_note == C.LIGHT]
+        report.glue(f"sbs-{ds}-light", len(light))
+        if len(light):
+            r = light.iloc[0]
+            report.glue(f"sbs-{ds}-light-example", f"{r.defense}'s {r.below_standard}")
         for p in C.DEFENSES:
             d = board[board.paper_id == p]
             report.glue(f"sbs-{ds}-{p}-eps", f"{d.eps.iloc[0]:g}")
@@ -180,8 +193,8 @@ def glue(boards) -> None:
             )
         h = C.headline(ds)
         top = h["best"]
-        report.glue(f"sbs-{ds}-top", f"{top.model} (measured in the {top.defense} chapter)" if top.role == C.OTHER
-                    else f"{top.defense} {top.model}")
+        name = f"{top.model} (measured in the {top.defense} chapter)" if top.role == C.OTHER else f"{top.defense} {top.model}"
+        report.glue(f"sbs-{ds}-top", name if top.ranked else f"{name}, not ranked ({top.rank_note})")
         report.glue(f"sbs-{ds}-top-worst", worst(h["best"]))
         report.glue(
             f"sbs-{ds}-top-base",
