@@ -154,3 +154,57 @@ def test_a_stronger_config_doubles_every_attack_budget_and_nothing_else():
     assert cfg.stronger(4).apgd_targets == 9  # capped at the other classes
     with pytest.raises(ValueError):
         cfg.stronger(1)
+
+
+def test_standard_strength_is_autoattacks_budget():
+    """A config is at standard strength only with APGD 100 steps, 9 targets and Square 5000 queries (or
+    more); each shortfall is named. QuSecNets' book cascade runs at it, the smoke profile does not."""
+    import dataclasses
+
+    from qutils.experiments import gcln, qusecnets
+    from qutils.profiles import get_profile
+
+    book = qusecnets.config_for("mnist", get_profile("book"))
+    assert book.at_standard and book.below_standard == []
+    assert book.stronger().at_standard  # more budget stays at standard
+    light = dataclasses.replace(book, pgd_steps=99)
+    assert not light.at_standard and light.below_standard == ["APGD 99 steps (standard 100)"]
+    light = dataclasses.replace(book, apgd_targets=3, square_queries=1000)
+    assert light.below_standard == ["APGD-T 3 targets (standard 9)", "Square 1000 queries (standard 5000)"]
+    smoke = gcln.config_for("mnist", get_profile("smoke"))
+    assert not smoke.at_standard and len(smoke.below_standard) == 3
+    assert book.budget.startswith("APGD 100 steps, 9 targets, Square 5000 queries")
+    assert "threshold flip 100 steps" in book.budget
+
+
+def test_check_convergence_runs_the_stronger_cascade_on_the_first_images():
+    """check_convergence hands the chapter's adaptive function the doubled config and the first
+    ``convergence_images`` images, and compares its verdicts with the cascades as run."""
+    import dataclasses
+
+    from qutils.cascade import CascadeResult, check_convergence
+    from qutils.experiments import qusecnets
+    from qutils.metrics import Accuracy
+    from qutils.profiles import get_profile
+
+    cfg = dataclasses.replace(qusecnets.config_for("mnist", get_profile("book")), convergence_images=4)
+    seen = {}
+
+    def result(robust):
+        r = torch.tensor(robust)
+        return CascadeResult(Accuracy(len(r), len(r)), Accuracy(int(r.sum()), len(r)), r, ["x"] * len(r))
+
+    def adaptive(models, x, y, c, n=None, progress=True, **kw):
+        seen.update(cfg=c, n=n, kw=kw, progress=progress)
+        return {"A": result([True, False, True, True][:n])}
+
+    base = {"A": result([True] * 6)}
+    t = check_convergence(adaptive, {"A": None}, None, None, cfg, base, source="s")
+    assert seen["n"] == 4 and seen["kw"] == {"source": "s"} and not seen["progress"]
+    assert seen["cfg"].pgd_steps == 2 * cfg.pgd_steps and seen["cfg"].square_queries == 2 * cfg.square_queries
+    row = t.set_index("model").loc["A"]
+    assert row["newly broken"] == 1 and not row.converged and row.stronger.endswith("(x 2)")
+    with pytest.raises(ValueError, match="convergence_images"):
+        from qutils.experiments import dqa
+
+        check_convergence(adaptive, {}, None, None, dqa.config_for("mnist", get_profile("book")), base)
