@@ -61,11 +61,13 @@ class GCLNConfig(CascadeSettings):
     pgd_iterations: tuple[int, ...] = (10, 20, 40, 100)  #: figure 4 (left): PGD iterations
     curve_images: int = 200  #: figures 3 and 4
     epsilons: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4)  #: figure 4 (right) and the adaptive curve
-    adaptive_images: int = 300  #: the cascade
-    convergence_images: int = 100  #: the convergence check: the cascade again with twice the budget, on its first images
-    apgd_steps: int = 40
-    apgd_targets: int = 3
-    square_queries: int = 1000
+    #: the cascade, at AutoAttack's standard strength (below): the book profile attacks fewer images than
+    #: the full one, never with a weaker attack
+    adaptive_images: int = 100
+    convergence_images: int = 50  #: the convergence check: the cascade again with twice the budget, on its first images
+    apgd_steps: int = 100  #: AutoAttack's 100
+    apgd_targets: int = 9  #: AutoAttack's 9
+    square_queries: int = 5000  #: AutoAttack's 5000
     lowfreq_keep: int = 4  #: the designed attack: the lowest k x k DCT frequencies of every block
     flip_steps: int = 100  #: feature squeezing's designed attack (threshold flip, as chapter 3's): steps ...
     flips: int = 4  #: ... and pixels moved per step
