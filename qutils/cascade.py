@@ -240,7 +240,7 @@ def decisive_stage(r: CascadeResult) -> str:
     return max(counts, key=counts.get) if counts else "none"
 
 
-def check_convergence(adaptive, models: dict, x: torch.Tensor, y: torch.Tensor, cfg, results: dict, factor: int = 2,
+def convergence_check(adaptive, models: dict, x: torch.Tensor, y: torch.Tensor, cfg, results: dict, factor: int = 2,
                       **kwargs) -> "pd.DataFrame":
     """The convergence check of a chapter's cascade: ``adaptive`` (the chapter's
     ``adaptive(models, x, y, cfg, n=..., progress=..., **kwargs)``) run again with ``factor`` times

@@ -177,12 +177,12 @@ def test_standard_strength_is_autoattacks_budget():
     assert "threshold flip 100 steps" in book.budget
 
 
-def test_check_convergence_runs_the_stronger_cascade_on_the_first_images():
-    """check_convergence hands the chapter's adaptive function the doubled config and the first
+def test_convergence_check_runs_the_stronger_cascade_on_the_first_images():
+    """convergence_check hands the chapter's adaptive function the doubled config and the first
     ``convergence_images`` images, and compares its verdicts with the cascades as run."""
     import dataclasses
 
-    from qutils.cascade import CascadeResult, check_convergence
+    from qutils.cascade import CascadeResult, convergence_check
     from qutils.experiments import qusecnets
     from qutils.metrics import Accuracy
     from qutils.profiles import get_profile
@@ -199,7 +199,7 @@ def test_check_convergence_runs_the_stronger_cascade_on_the_first_images():
         return {"A": result([True, False, True, True][:n])}
 
     base = {"A": result([True] * 6)}
-    t = check_convergence(adaptive, {"A": None}, None, None, cfg, base, source="s")
+    t = convergence_check(adaptive, {"A": None}, None, None, cfg, base, source="s")
     assert seen["n"] == 4 and seen["kw"] == {"source": "s"} and not seen["progress"]
     assert seen["cfg"].pgd_steps == 2 * cfg.pgd_steps and seen["cfg"].square_queries == 2 * cfg.square_queries
     row = t.set_index("model").loc["A"]
@@ -207,4 +207,4 @@ def test_check_convergence_runs_the_stronger_cascade_on_the_first_images():
     with pytest.raises(ValueError, match="convergence_images"):
         from qutils.experiments import dqa
 
-        check_convergence(adaptive, {}, None, None, dqa.config_for("mnist", get_profile("book")), base)
+        convergence_check(adaptive, {}, None, None, dqa.config_for("mnist", get_profile("book")), base)

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
-from ...cascade import (Stage, chapter_stages, compare_table, check_convergence, curve_rows, gain_table as _gain_table, run_cascades,
+from ...cascade import (Stage, chapter_stages, compare_table, convergence_check, curve_rows, gain_table as _gain_table, run_cascades,
                         summary_table)
 from ...defenses.protocol import as_defense
 from ...defenses.gcln import GCLN, block_dct
@@ -229,10 +229,10 @@ def binarization_bounds(models: dict, x, y, cfg: GCLNConfig, results: dict | Non
 
 def convergence(models: dict, x, y, cfg: GCLNConfig, results: dict, source: nn.Module | None = None,
                 factor: int = 2) -> pd.DataFrame:
-    """The convergence check of the cascade (:func:`qutils.cascade.check_convergence`): the same
+    """The convergence check of the cascade (:func:`qutils.cascade.convergence_check`): the same
     cascade with ``factor`` times every attack's budget on the first ``cfg.convergence_images`` images,
     against ``results`` on those images."""
-    return check_convergence(adaptive, models, x, y, cfg, results, factor, source=source)
+    return convergence_check(adaptive, models, x, y, cfg, results, factor, source=source)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:

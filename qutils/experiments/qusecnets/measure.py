@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, JSMA, PGD, Adaptive, all_targets
-from ...cascade import Stage, chapter_stages, check_convergence, run_cascades, summary_table
+from ...cascade import Stage, chapter_stages, convergence_check, run_cascades, summary_table
 from ...defenses import QuSecNet
 from ...defenses.protocol import as_defense
 from ...evaluate import (Accuracy, accuracy, accuracy_row as _row, attack_table, compare_accuracies, defense_table, pick,
@@ -167,10 +167,10 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfi
 
 def convergence(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QuSecNetsConfig, results: dict,
                 factor: int = 2) -> pd.DataFrame:
-    """The convergence check of the cascade (:func:`qutils.cascade.check_convergence`): the same
+    """The convergence check of the cascade (:func:`qutils.cascade.convergence_check`): the same
     cascade with ``factor`` times every attack's budget on the first ``cfg.convergence_images`` images,
     against ``results`` on those images."""
-    return check_convergence(adaptive, models, x, y, cfg, results, factor)
+    return convergence_check(adaptive, models, x, y, cfg, results, factor)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
