@@ -301,5 +301,5 @@ def convergence_verdict(table) -> str:
     bad = list(table.loc[~table.converged, table.columns[0]])
     if not bad:
         return "every model's worst case moved by less than a point: the cascade converged"
-    return (f"{', '.join(bad)} did not converge: {'its worst case is' if len(bad) == 1 else 'their worst cases are'}"
-            " upper bounds that more attack still lowers")
+    what = "its worst case is an upper bound" if len(bad) == 1 else "their worst cases are upper bounds"
+    return f"{', '.join(bad)} did not converge: {what} that more attack still lowers"

@@ -208,3 +208,12 @@ def test_convergence_check_runs_the_stronger_cascade_on_the_first_images():
         from qutils.experiments import dqa
 
         convergence_check(adaptive, {}, None, None, dqa.config_for("mnist", get_profile("book")), base)
+
+    import pandas as pd
+
+    from qutils.report import convergence_verdict
+
+    assert convergence_verdict(t) == "A did not converge: its worst case is an upper bound that more attack still lowers"
+    two = pd.concat([t, t.assign(model="B")], ignore_index=True)
+    assert convergence_verdict(two).startswith("A, B did not converge: their worst cases are upper bounds")
+    assert convergence_verdict(t.assign(converged=True)).endswith("the cascade converged")
