@@ -7,7 +7,7 @@ from . import figures, tables
 from .chapter import CHAPTER
 from .config import (ADV, MAIN, PAIRS, RAW, SOURCE_A, SOURCE_B, VAL_SOURCE, QLayerConfig, ablation_config, config_for,
                      grid_names)
-from .measure import (ablation_comparisons, ablation_grid, inner_comparisons, adaptive, adaptive_table, black_box, clean_rows, comparison, comparisons,
+from .measure import (ablation_comparisons, ablation_grid, inner_comparisons, adaptive, adaptive_table, convergence, black_box, clean_rows, comparison, comparisons,
                       cascade_stages, concept_usage, distribution_shift, exercise_reference, gradient_table,
                       headline_protocol, kl_divergence, paper_attack, paths, seed_spread, shift_table, shortcut_vs_e,
                       stage_table, surviving_gains, usage_table, white_box)
@@ -19,6 +19,6 @@ __all__ = ["CHAPTER", "book_zoo", "QLayerConfig", "config_for", "ablation_config
            "ADV", "MAIN", "PAIRS", "Zoo", "spec", "build_model", "train_zoo", "seed_runs", "test_images", "paths",
            "clean_rows", "black_box", "white_box", "headline_protocol", "seed_spread", "shortcut_vs_e", "kl_divergence",
            "concept_usage", "usage_table", "distribution_shift", "shift_table", "gradient_table", "paper_attack",
-           "cascade_stages", "adaptive", "adaptive_table", "stage_table", "comparison", "comparisons",
+           "cascade_stages", "adaptive", "adaptive_table", "convergence", "stage_table", "comparison", "comparisons",
            "surviving_gains", "inner_comparisons", "ablation_comparisons", "ablation_grid", "exercise_reference", "PAPER", "CLAIMS", "PROTOCOL", "claims_of",
            "compare", "compare_long", "compare_grid", "paper_cells", "ledger", "pick", "figures", "tables"]

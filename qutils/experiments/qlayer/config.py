@@ -54,10 +54,11 @@ class QLayerConfig(CascadeSettings):
     fig2_eps: float = 0.4  #: figure 2: FGSM at 0.4 "for better visualization"
     fig2_images: int = 1000
     adaptive_images: int = 500  #: images of the adaptive cascade
-    pgd_steps: int = 40  #: steps of every APGD stage of the cascade
-    apgd_targets: int = 3  #: target classes of APGD-T
+    convergence_images: int = 100  #: the convergence check: the cascade with twice the budget, on its first images
+    pgd_steps: int = 100  #: steps of every APGD stage of the cascade (AutoAttack's 100)
+    apgd_targets: int = 9  #: target classes of APGD-T (AutoAttack's 9)
     soft_temperature: float = 0.5  #: the designed attack's soft assignment (units: mean squared distance to the nearest concept)
-    square_queries: int = 1000
+    square_queries: int = 5000  #: Square's queries (AutoAttack's 5000), on every image the gradient attacks left
     grid_heads: tuple[int, ...] = (1, 2, 4)  #: table 8's K
     grid_concepts: tuple[int, ...] = (16, 64, 128)  #: table 8's nc
     seed: int = 0
@@ -81,7 +82,7 @@ def config_for(dataset: str, profile: Profile) -> QLayerConfig:
         cfg = dataclasses.replace(cfg, seeds=(0,), adv_seeds=(0,), ablation_seeds=(0,), eval_images=profile.eval_images,
                                   white_images=50, bim_steps=3, cw_steps=3, fig2_images=100, adaptive_images=50,
                                   pgd_steps=profile.attack_steps, apgd_targets=1, square_queries=30, grid_heads=(1, 2),
-                                  grid_concepts=(16,))
+                                  grid_concepts=(16,), convergence_images=10)
     elif profile.name == "book":
         # CPU budget: two initialisations of the raw models, one of the (3x slower) adversarially trained
         # ones; the ablations (nine more Q-Layer networks) compare single initialisations (seed 0)
@@ -89,8 +90,7 @@ def config_for(dataset: str, profile: Profile) -> QLayerConfig:
         cfg = dataclasses.replace(cfg, seeds=(0, 1), adv_seeds=(0,), ablation_seeds=(0,), grid_heads=(1, 4))
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, epochs=10, eval_images=profile.eval_images, white_images=profile.eval_images,
-                                  bim_steps=100, bim_stepsize=0.01, adaptive_images=1000, pgd_steps=100,
-                                  square_queries=5000)
+                                  bim_steps=100, bim_stepsize=0.01, adaptive_images=1000, convergence_images=1000)
     return cfg
 
 

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...attacks import BIM, FGSM, Adaptive, CWLinf
-from ...cascade import Stage, chapter_stages, run_cascades, summary_table
+from ...cascade import Stage, chapter_stages, convergence_check, run_cascades, summary_table
 from ...defenses.protocol import as_defense
 from ...defenses.qlayer import QLayerNet
 from ...evaluate import Accuracy, accuracy, compare_accuracies, accuracy_row as _row, pick, predict, robust_accuracy
@@ -298,6 +298,14 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig, 
     ``{name: CascadeResult}``."""
     return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
                         names, progress=progress)
+
+
+def convergence(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig, results: dict,
+                factor: int = 2) -> pd.DataFrame:
+    """The convergence check of the cascade (:func:`qutils.cascade.convergence_check`): the same
+    cascade with ``factor`` times every attack's budget on the first ``cfg.convergence_images`` images,
+    against ``results`` on those images."""
+    return convergence_check(adaptive, models, x, y, cfg, results, factor)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:
