@@ -661,7 +661,7 @@ class Bounds:
         (``n_certified``, ``n_broken``, ``n_unknown``, ``n_misclassified``), ``n_missed`` (:attr:`missed`)
         and ``survived``: the attacks' robust accuracy alone, before the search."""
         (llo, lhi), (ulo, uhi) = self.lower.ci, self.upper.ci
-        alone = float("nan") if self.survived is None else float(self.survived.float().mean())
+        alone = float("nan") if self.survived is None else int(self.survived.sum()) / len(self.survived)
         return {"eps": self.lower.eps, "n": self.lower.n, "certified": self.lower.value, "certified_lo": llo,
                 "certified_hi": lhi, "attacked": self.upper.value, "attacked_lo": ulo, "attacked_hi": uhi,
                 "gap": self.upper.value - self.lower.value, **{f"n_{k}": v for k, v in self.counts().items()},

@@ -80,17 +80,21 @@ def _converged(source: Source, results: dict) -> dict:
     return out
 
 
-def rank_note(common: bool, standard: bool, converged) -> str:
+def rank_note(common: bool, standard: bool, converged, label: str = "") -> str:
     """Why a row is not ranked, "" when it is: the comparison ranks a row only at the common radius,
-    attacked at AutoAttack's standard strength (:attr:`qutils.chapter.CascadeSettings.STANDARD`) and with
-    a convergence check that passed (``converged``: ``True``, ``False`` or ``None`` for not checked)."""
+    attacked at AutoAttack's standard strength (:attr:`qutils.chapter.CascadeSettings.STANDARD`), with
+    a convergence check that passed (``converged``: ``True``, ``False`` or ``None`` for not checked),
+    and on a model that carries no label (``label``, :mod:`qutils.bars`: an under-trained model or a
+    weak baseline is measured and listed, never ranked as if comparable; the note is then the label)."""
     if not common:
         return "another radius"
     if not standard:
         return LIGHT
     if converged is None:
         return NOT_CHECKED
-    return "" if converged else NOT_CONVERGED
+    if not converged:
+        return NOT_CONVERGED
+    return label or ""
 
 
 def leaderboard(dataset: str, directory: str | Path | None = None):
@@ -103,8 +107,8 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
     below the robust bar) or "". The attack's strength: ``standard`` (the chapter's cascade at
     AutoAttack's budget or above), ``below_standard`` (what fell short, in words), ``converged``
     (the chapter's convergence check: ``True``, ``False`` or ``None``, not checked), ``ranked`` and
-    ``rank_note`` (:func:`rank_note`: a row is ranked only at the common radius, at standard strength
-    and converged). Sorted: common radius first, then ranked rows, each group by worst case. Raises ``FileNotFoundError`` naming the notebook of a missing results file and
+    ``rank_note`` (:func:`rank_note`: a row is ranked only at the common radius, at standard strength,
+    converged and without a label). Sorted: common radius first, then ranked rows, each group by worst case. Raises ``FileNotFoundError`` naming the notebook of a missing results file and
     ``KeyError`` for a model the results file does not hold."""
     import pandas as pd
 
@@ -148,7 +152,7 @@ def leaderboard(dataset: str, directory: str | Path | None = None):
             rows[-1]["label"] = _label(rows[-1], dataset)
     out = pd.DataFrame(rows)
     out["common"] = (out.eps - COMMON_EPS[dataset]).abs() < 1e-9
-    out["rank_note"] = [rank_note(c, s, v) for c, s, v in zip(out.common, out.standard, out.converged)]
+    out["rank_note"] = [rank_note(c, s, v, lab) for c, s, v, lab in zip(out.common, out.standard, out.converged, out.label)]
     out["ranked"] = out.rank_note == ""
     return out.sort_values(["common", "ranked", "worst", "clean"], ascending=[False, False, False, False],
                            kind="stable", ignore_index=True)

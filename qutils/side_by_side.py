@@ -26,7 +26,7 @@ def model_name(r, ranked: bool = True) -> str:
     the row is not ranked where it is not (:func:`qutils.comparison.rank_note`)."""
     labels = [getattr(r, "label", "")]
     if ranked and not getattr(r, "ranked", True):
-        labels.append(f"not ranked: {r.rank_note}")
+        labels.append("not ranked" if r.rank_note == labels[0] else f"not ranked: {r.rank_note}")
     labels = [x for x in labels if isinstance(x, str) and x]
     return f"{r.defense} · {r.model}" + (f" ({'; '.join(labels)})" if labels else "")
 
