@@ -127,9 +127,10 @@ def glue_bounds(bounds, boards) -> None:
     report.glue("sbs-bounds-missed", int(counted.n_missed.sum()))
     report.glue("sbs-bounds-rows", len(counted))
     n, k = int(counted.n_missed.sum()), len(counted)
+    which = (f"over the {k} binarizing models" if k == len(at) else
+             f"counted for {k} of the {len(at)} binarizing models; the others' results predate the count")
     report.glue("sbs-bounds-missed-text",
-                f"it broke {n} image{'' if n == 1 else 's'} that the whole cascade had left correct (counted for "
-                f"{k} of the {len(at)} binarizing models; the others' results predate the count)")
+                f"it broke {n} image{'' if n == 1 else 's'} that the whole cascade had left correct ({which})")
     lo = bounds[bounds.eps < eps - 1e-9]
     if len(lo):
         report.glue("sbs-bounds-eps-lo", f"{lo.eps.max():g}")
