@@ -10,11 +10,10 @@ from ... import data as qdata
 from ...defenses import QuantizationLayer
 from ...evaluate import predict
 from ...plot import accuracy_vs_eps, adversarial_grid, bars_with_intervals
-from ...plot import binarization_bounds  # noqa: F401  (page 03a, as executed, draws it from here)
 from .config import NO_DEFENSE, QuSecNetsConfig
 
 __all__ = ["layer", "layer_gradient", "vq_thresholds", "examples", "fgsm_curves", "fgsm_bars", "adversarial_training",
-           "paper_vs_adaptive", "adaptive_curves", "binarization_bounds"]
+           "paper_vs_adaptive", "adaptive_curves"]
 
 
 def layer(levels=(2, 3, 4), steepness=(5, 20, 50)):
