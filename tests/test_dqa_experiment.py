@@ -23,6 +23,9 @@ def test_config_per_dataset_and_profile():
     with pytest.raises(ValueError, match="DQA chapter"):
         X.config_for("svhn", get_profile("book"))
     assert book.names()[0] == X.FULL_PRECISION and len(book.names()) == 7
+    # issue 28.1: the book's cascade at AutoAttack's standard strength, checked for convergence
+    assert book.at_standard and book.convergence_images <= book.adaptive_images
+    assert X.config_for("mnist", get_profile("full")).at_standard and not smoke.at_standard
 
 
 def test_names_round_trip_and_bad_names_raise():

@@ -203,6 +203,22 @@ def test_adaptive_cascade_breaks_an_untrained_q_base():
     assert summary.loc[0, "worst"] == res.worst.value and summary.loc[0, "paper"] == res.stages[0]["accuracy"]
 
 
+def test_cascade_transfers_from_the_undefended_cnn_by_default():
+    """Issue 28.1: every Q-Layer cascade has a transfer stage from the chapter's undefended CNN (when
+    the models hold it), the CNN's own cascade none; an explicit ``source`` replaces it."""
+    torch.manual_seed(0)
+    c = cfg()
+    nets = {"CNN": ql.build_model("CNN", c).eval(), "Q-base": ql.build_model("Q-base", c).eval()}
+    x = torch.rand(6, 1, 28, 28)
+    y = nets["Q-base"](x).argmax(1)
+    res = ql.adaptive(nets, x, y, c, eps=0.3, progress=False)
+    transfer = [s for s in res["Q-base"].stages if s["stage"].startswith("transfer")]
+    assert len(transfer) == 1 and "undefended CNN" in transfer[0]["attack"]
+    assert not any(s["stage"].startswith("transfer") for s in res["CNN"].stages)
+    alone = ql.adaptive({"Q-base": nets["Q-base"]}, x, y, c, eps=0.3, progress=False)["Q-base"]
+    assert not any(s["stage"].startswith("transfer") for s in alone.stages)
+
+
 def test_claims_are_registered_once_and_split_by_notebook():
     from qutils.claims import Ledger
 

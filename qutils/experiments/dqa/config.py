@@ -77,11 +77,12 @@ class DQAConfig(CascadeSettings):
     tsne_images: int = 500  #: figure 3
     tsne_eps: float = 0.3  #: figure 3's attack radius (PGD through the straight-through view)
     adaptive_images: int = 500  #: images of the adaptive cascade
-    apgd_steps: int = 40  #: steps of every APGD stage
-    apgd_targets: int = 3  #: target classes of APGD-T
+    convergence_images: int = 100  #: the convergence check: the cascade with twice the budget, on its first images
+    apgd_steps: int = 100  #: steps of every APGD stage (AutoAttack's 100)
+    apgd_targets: int = 9  #: target classes of APGD-T (AutoAttack's 9)
     anneal_z: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)  #: the designed attack's staircase steepnesses
     anneal_steps: int = 20  #: its steps per steepness
-    square_queries: int = 1000
+    square_queries: int = 5000  #: Square's queries (AutoAttack's 5000), on every image the other stages left
     curve_images: int = 100  #: the accuracy-versus-epsilon curves
     epsilons: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
     seed: int = 0
@@ -117,12 +118,12 @@ def config_for(dataset: str, profile: Profile) -> DQAConfig:
                                   pgd_stepsize=2.5 * cfg.eps / profile.attack_steps, cw_images=10, cw_steps=10,
                                   cw_binary_steps=2, zoo_images=2, zoo_iterations=5, substitute_epochs=1,
                                   tsne_images=60, adaptive_images=40, apgd_steps=profile.attack_steps, apgd_targets=1,
-                                  anneal_z=(1.0, 8.0), anneal_steps=3, square_queries=30, curve_images=20,
+                                  anneal_z=(1.0, 8.0), anneal_steps=3, square_queries=30, curve_images=20, convergence_images=10,
                                   epsilons=cfg.epsilons[::3])
     elif profile.name == "full":
         cfg = dataclasses.replace(cfg, adv_epochs=10, adv_train_subset=None, adv_steps=40 if name != "cifar10" else 7,
                                   seeds=(0, 1, 2, 3, 4), headline_seeds=(0, 1, 2, 3, 4),
                                   eval_images=profile.eval_images, cw_images=1000, zoo_images=200,
                                   zoo_iterations=1000, substitute_epochs=10, tsne_images=2000, adaptive_images=1000,
-                                  apgd_steps=100, apgd_targets=9, square_queries=5000, curve_images=1000)
+                                  convergence_images=1000, curve_images=1000)
     return cfg

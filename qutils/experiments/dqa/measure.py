@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ...attacks import CWL2, FGSM, PGD, ZOO, Adaptive, margin
-from ...cascade import Stage, chapter_stages, gain_table as _gain_table, run_cascades, summary_table
+from ...cascade import Stage, chapter_stages, convergence_check, gain_table as _gain_table, run_cascades, summary_table
 from ...defenses.protocol import as_defense
 from ...defenses.dqa import DQANet, FixedQuantizedActivation, batch_dependence, quantizers
 from ...features import hooked, penultimate as _penultimate, tsne_2d
@@ -31,7 +31,7 @@ from .zoo import Zoo
 
 __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table", "finite_differences",
            "transfer_table", "activation_values", "penultimate", "tsne_embedding", "batch_scope", "paper_pgd",
-           "paper_attack", "cascade_stages", "adaptive", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table",
+           "paper_attack", "cascade_stages", "adaptive", "convergence", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table",
            "exercise_reference"]
 
 GRADIENTS = ("autograd", "straight-through")
@@ -280,6 +280,15 @@ def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, eps
     source = models.get(FULL_PRECISION) if source is None else source
     return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
                         names, progress=progress)
+
+
+def convergence(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig, results: dict,
+                factor: int = 2) -> pd.DataFrame:
+    """The convergence check of the cascade (:func:`qutils.cascade.convergence_check`): the same
+    cascade with ``factor`` times every attack's budget (APGD steps, APGD-T targets up to 9, Square's
+    queries, the annealing's steps per steepness) on the first ``cfg.convergence_images`` images,
+    against ``results`` on those images."""
+    return convergence_check(adaptive, models, x, y, cfg, results, factor)
 
 
 def adaptive_table(results: dict) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from ...defenses.qlayer import QLayerNet
 from ...evaluate import Accuracy, accuracy, compare_accuracies, accuracy_row as _row, pick, predict, robust_accuracy
 from ...profiles import Profile
 from ...progress import progress as _progress
-from .config import PAIRS, SOURCE_A, QLayerConfig
+from .config import PAIRS, RAW, SOURCE_A, QLayerConfig
 from .zoo import Zoo, seed_runs
 
 __all__ = ["paths", "clean_rows", "black_box", "white_box", "headline_protocol", "seed_spread", "shortcut_vs_e", "paper_attack", "cascade_stages", "stage_table",
@@ -282,20 +282,22 @@ def cascade_stages(m: nn.Module, cfg: QLayerConfig, eps: float | None = None, so
     reports it (the Q-path): the paper's attack (FGSM on the E-path), APGD-CE through every attack view
     (straight-through, E-path, shortcut), APGD-T through the straight-through view, the designed
     attack (:meth:`~qutils.defenses.QLayerNet.designed_attacks`: APGD-DLR through a soft
-    nearest-concept assignment), transfer from ``source`` if given, and Square on every survivor.
-    Nothing is random at test time, so no EOT. ``light``: APGD-CE through the first view and the
-    designed attack only."""
+    nearest-concept assignment), transfer from ``source`` (the undefended CNN) unless the model is
+    the source, and Square on every survivor. Nothing is random at test time, so no EOT. ``light``:
+    APGD-CE through the first view and the designed attack only."""
     eps = cfg.eps if eps is None else eps
     return chapter_stages(m, cfg, eps, paper_attack(m, cfg, eps), source, light,
-                          ("the black-box source", "the black-box source"))
+                          ("the undefended CNN", "the undefended CNN"))
 
 
 def adaptive(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: QLayerConfig, eps: float | None = None,
              n: int | None = None, names=None, source: nn.Module | None = None, light: bool = False,
              progress: bool = True) -> dict:
     """The book's adaptive cascade (:func:`cascade_stages`) for every model at L-infinity ``eps``
-    (default ``cfg.eps``) on the first ``n`` (default ``cfg.adaptive_images``) images. Returns
-    ``{name: CascadeResult}``."""
+    (default ``cfg.eps``) on the first ``n`` (default ``cfg.adaptive_images``) images; ``source``
+    (the transfer stage's network) defaults to the undefended ``"CNN"`` of ``models`` where it is
+    one of them. Returns ``{name: CascadeResult}``."""
+    source = models.get(RAW[0]) if source is None else source
     return run_cascades(models, x, y, lambda m: cascade_stages(m, cfg, eps, source, light), n or cfg.adaptive_images,
                         names, progress=progress)
 
