@@ -79,12 +79,15 @@ def tsne(emb: pd.DataFrame):
 
 
 def activation_maps(maps: dict, side: int | None = None):
-    """Figure 3: the mean penultimate activation per class (columns), clean and attacked (rows) for
-    each model, each drawn as a square map; one colour scale per model."""
+    """Figure 3: the mean penultimate activation per class (columns), clean and attacked (a pair of
+    rows per model), each drawn as a square map; one colour scale per model. Labels at the book's
+    text size: the class above each column, the model to the left of its pair of rows."""
     names = list(maps)
     k = next(iter(maps.values()))["clean"].shape
     side = side or int(np.ceil(np.sqrt(k[1])))
-    fig, axes = plt.subplots(2 * len(names), k[0], figsize=(0.72 * k[0] + 1.4, 1.5 * len(names) + 0.4), squeeze=False)
+    cell = 0.62  # inches per map: ten columns and their labels fit the text column
+    rows = 2 * len(names)
+    fig, axes = plt.subplots(rows, k[0], figsize=(cell * k[0] + 1.3, cell * rows + 0.5), squeeze=False)
     for i, name in enumerate(names):
         top = max(maps[name]["clean"].max(), maps[name]["attacked"].max())
         for r, what in enumerate(("clean", "attacked")):
@@ -96,10 +99,16 @@ def activation_maps(maps: dict, side: int | None = None):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if c == 0:
-                    ax.set_ylabel(f"{name}\n{what}", fontsize=6, rotation=0, ha="right", va="center")
+                    ax.set_ylabel(what, fontsize=8, rotation=0, ha="right", va="center")
                 if i == 0 and r == 0:
-                    ax.set_title(str(c), fontsize=8)
-    fig.subplots_adjust(left=0.2, wspace=0.05, hspace=0.1)
+                    ax.set_title(f"class {c}" if k[0] <= 6 else str(c), fontsize=9)
+    w = cell * k[0] + 1.3
+    fig.subplots_adjust(left=1.2 / w, right=0.99, bottom=0.02, top=1 - 0.4 / (cell * rows + 0.5),
+                        wspace=0.06, hspace=0.08)
+    for i, name in enumerate(names):  # the model's name beside its two rows
+        a, b = axes[2 * i, 0].get_position(), axes[2 * i + 1, 0].get_position()
+        fig.text(0.2 / w, (a.y1 + b.y0) / 2, name.replace(" ", "\n", 1), ha="center", va="center", rotation=90,
+                 fontsize=9, fontweight="bold")
     return fig
 
 
