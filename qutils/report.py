@@ -178,15 +178,26 @@ def claims(frame, wrap: int = 24):
     return show(claims_table(frame), wrap=wrap)
 
 
-def show_code(obj):
+#: the widest line of code the book's text column shows without scrolling at 1280 px
+CODE_WIDTH = 76
+
+
+def show_code(obj, width: int = CODE_WIDTH):
     """The source of ``obj`` (a function, class or method of ``qutils``) as a code block on the page:
-    the code a student reads is the code that ran, never a copy of it."""
+    the code a student reads is the code that ran, never a copy of it. Raises ``ValueError`` when a
+    line is wider than ``width`` characters (it would scroll sideways on the page): reflow the
+    source in ``qutils``, not on the page."""
     import inspect
     import textwrap
 
     from IPython.display import Markdown
 
     src = textwrap.dedent(inspect.getsource(obj)).rstrip()
+    wide = [i for i, line in enumerate(src.splitlines(), 1) if len(line) > width]
+    if wide:
+        name = getattr(obj, "__qualname__", repr(obj))
+        raise ValueError(f"{name}: lines {wide} are wider than {width} characters; reflow them in qutils "
+                         "so the page shows them without scrolling")
     return Markdown(f"```python\n{src}\n```")
 
 

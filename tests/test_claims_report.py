@@ -197,6 +197,37 @@ def test_show_code_shows_the_code_that_runs():
     assert inspect.getsource(_BPDAFunction.backward).strip().splitlines()[-1].strip() in md
 
 
+def test_the_code_the_adaptive_pages_show_fits_the_text_column():
+    """Issue 28.5/28.6: every function an adaptive page displays (pages 03a, 06, 12, 15, 18) is no
+    wider than the column; a wider one is refused with its line numbers, not shown scrolling."""
+    import json
+    import re
+    from pathlib import Path
+
+    from qutils.attacks import EOTPGD
+    from qutils.attacks.anneal import AnnealedBPDA
+    from qutils.attacks.base import Attack
+    from qutils.attacks.bpda import _BPDAFunction
+    from qutils.defenses.dqa import FixedQuantizedActivation
+    from qutils.defenses.gcln import QuantizedTransform
+    from qutils.defenses.qlayer import QLayer, QLayerNet
+
+    shown = {"_BPDAFunction": _BPDAFunction, "QuantizedTransform.quantize": QuantizedTransform.quantize,
+             "FixedQuantizedActivation.forward": FixedQuantizedActivation.forward,
+             "AnnealedBPDA._run": AnnealedBPDA._run, "QLayerNet.forward": QLayerNet.forward,
+             "QLayer.soft": QLayer.soft, "Attack._forward": Attack._forward, "EOTPGD._run": EOTPGD._run}
+    called = set()
+    for nb in Path(__file__).resolve().parents[1].glob("notebooks/*.ipynb"):
+        for cell in json.loads(nb.read_text())["cells"]:
+            called |= set(re.findall(r"show_code\(([\w.]+)\)", "".join(cell["source"])))
+    assert called == set(shown), called ^ set(shown)  # this list is what the pages show
+    for name, obj in shown.items():
+        md = report.show_code(obj).data
+        assert max(len(line) for line in md.splitlines()) <= report.CODE_WIDTH, name
+    with pytest.raises(ValueError, match="wider than 40 characters"):
+        report.show_code(EOTPGD._run, width=40)
+
+
 def test_bounds_table_and_figure_show_both_bounds_and_what_the_attacks_missed():
     """report.bounds turns cascade_bounds' fractions into percentages with intervals and keeps the
     counts whole; the figure draws one panel per radius with the attacks' share as a cross."""

@@ -59,8 +59,9 @@ class AnnealedBPDA(Attack):
             return x
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         x_adv = x.clone()
-        if self.random_start:
-            x_adv = (x + (2 * torch.rand(x.shape, generator=gen, device=x.device) - 1) * self.eps / 2).clamp(0, 1)
+        if self.random_start:  # uniform in half the ball
+            u = torch.rand(x.shape, generator=gen, device=x.device)
+            x_adv = (x + (2 * u - 1) * self.eps / 2).clamp(0, 1)
         best = x_adv.clone()
         idx = torch.arange(len(x), device=x.device)
         alpha = self.rel_stepsize * self.eps
@@ -75,7 +76,10 @@ class AnnealedBPDA(Attack):
                 if len(idx) == 0:
                     return best
                 xi = x_adv[idx].detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(-margin(smooth(xi), y[idx]).sum(), xi)
-                x_adv[idx] = project(xi.detach() + alpha * g.sign(), x[idx], self.eps, Norm.LINF)
-        best[idx] = x_adv[idx]  # the last iterate (the cascade checks it on the deployed model)
+                loss = -margin(smooth(xi), y[idx]).sum()  # ascend: y loses
+                (g,) = torch.autograd.grad(loss, xi)
+                step = xi.detach() + alpha * g.sign()
+                x_adv[idx] = project(step, x[idx], self.eps, Norm.LINF)
+        # the last iterate (the cascade checks it on the deployed model)
+        best[idx] = x_adv[idx]
         return best

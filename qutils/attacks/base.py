@@ -219,13 +219,15 @@ class Attack:
         return -(m + self.confidence).clamp_min(0) if not self.targeted else -(self.confidence - m).clamp_min(0)
 
     def _forward(self, model, x):
-        """Logits used for the gradient (``eot`` stacked copies) and the averaged prediction scores."""
+        """Logits used for the gradient (``eot`` stacked copies) and the
+        averaged prediction scores."""
         if self.eot == 1:
             logits = model(x)
             return logits, logits
         n = len(x)
-        stacked = x.unsqueeze(0).expand(self.eot, *x.shape).reshape(self.eot * n, *x.shape[1:])
-        logits = model(stacked)
+        # eot copies of the batch: a random model draws anew for each copy
+        stacked = x.unsqueeze(0).expand(self.eot, *x.shape)
+        logits = model(stacked.reshape(self.eot * n, *x.shape[1:]))
         probs = logits.softmax(1).view(self.eot, n, -1).mean(0)
         return logits, probs.log()
 

@@ -44,21 +44,30 @@ class EOTPGD(Attack):
         if self.eps == 0:
             return x
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
-        x_adv = (x + (2 * torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) - 1) * self.eps)
-        x_adv = x_adv.clamp(0.0, 1.0)
-        best, best_share = x_adv.clone(), torch.full((len(x),), -1.0, device=x.device)
+        u = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+        x_adv = (x + (2 * u - 1) * self.eps).clamp(0.0, 1.0)
+        best = x_adv.clone()
+        best_share = torch.full((len(x),), -1.0, device=x.device)
         yy = y.repeat(self.eot)
+        alpha = self.rel_stepsize * self.eps
         for step in range(self.n_steps + 1):
-            x_in = x_adv.detach().requires_grad_(step < self.n_steps)
-            stacked = x_in.unsqueeze(0).expand(self.eot, *x.shape).reshape(self.eot * len(x), *x.shape[1:])
-            with torch.set_grad_enabled(step < self.n_steps):
+            last = step == self.n_steps
+            x_in = x_adv.detach().requires_grad_(not last)
+            # eot copies of the batch, each with its own draw of the noise
+            stacked = x_in.unsqueeze(0).expand(self.eot, *x.shape)
+            stacked = stacked.reshape(self.eot * len(x), *x.shape[1:])
+            with torch.set_grad_enabled(not last):
                 logits = model(stacked)
+                # keep the iterate the most draws misclassify
                 share = self._fooled_share(logits.detach(), y)
                 better = share >= best_share
                 best[better], best_share[better] = x_adv[better], share[better]
-                if step == self.n_steps:
+                if last:
                     break
-                obj = -(margin(logits, yy) + self.confidence).clamp_min(0).sum() / self.eot
+                # the C&W margin, capped at `confidence`, averaged over draws
+                hinge = (margin(logits, yy) + self.confidence).clamp_min(0)
+                obj = -hinge.sum() / self.eot
                 (grad,) = torch.autograd.grad(obj, x_in)
-            x_adv = project(x_adv + self.rel_stepsize * self.eps * grad.sign(), x, self.eps, Norm.LINF)
+            moved = x_adv + alpha * grad.sign()
+            x_adv = project(moved, x, self.eps, Norm.LINF)
         return best

@@ -133,7 +133,7 @@ class FixedQuantizedActivation(_QuantizedActivation):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
-            raise ValueError(f"expected a batch (B, ...), got shape {tuple(x.shape)}")
+            raise ValueError(f"expected a batch (B, ...), got {tuple(x.shape)}")
         u = self.normalised(x)
         r = torch.floor(u + 0.5)  # round half up; autograd: exactly zero
         if self.backward == "identity":
@@ -141,7 +141,8 @@ class FixedQuantizedActivation(_QuantizedActivation):
         elif self.backward == "sigmoid":
             k = self.n_levels - 1
             edges = torch.arange(k, dtype=u.dtype, device=u.device) + 0.5
-            s = _steps(u, edges, torch.ones(k, dtype=u.dtype, device=u.device), self.z, 1.0)
+            ones = torch.ones(k, dtype=u.dtype, device=u.device)
+            s = _steps(u, edges, ones, self.z, 1.0)
             r = r.detach() + (s - s.detach())
         return 2 * r / (self.n_levels - 1) - 1
 

@@ -88,16 +88,20 @@ class QLayerNet(nn.Module, Defense):
         return {"yq": self.head_q(out.zq), "ye": self.head_e(out.ze), "zq": out.zq, "ze": out.ze, "index": out.index}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.path != "q":  # the quantizer's output is not used: skip the nearest-concept search
+        if self.path != "q":  # z_q is not used: skip the nearest-concept search
             ze = self.qlayer.features(self.encoder(x))
             return self.head_e(ze) if self.path == "e" else self.head_q(ze)
         out = self.qlayer(self.encoder(x))
-        if self.backward == "identity":  # BPDA: forward z_q exactly, gradient straight through to z_e
-            zq = out.zq.detach()
+        zq = out.zq.detach()
+        if self.backward == "identity":
+            # BPDA: forward z_q exactly, gradient straight through to z_e
             return self.head_q(bpda(out.ze, lambda _: zq))
-        if self.backward == "soft":  # BPDA: forward z_q exactly, gradient of the soft assignment
-            zq = out.zq.detach()
-            return self.head_q(bpda(out.ze, lambda _: zq, lambda ze: self.qlayer.soft(ze, self.temperature)))
+        if self.backward == "soft":
+            # BPDA: forward z_q exactly, gradient of the soft assignment
+            def soft(ze):
+                return self.qlayer.soft(ze, self.temperature)
+
+            return self.head_q(bpda(out.ze, lambda _: zq, soft))
         return self.head_q(out.zq + 0 * out.ze)
 
     def view(self, path: str = "q", backward: str = "auto", temperature: float | None = None) -> "QLayerNet":

@@ -102,16 +102,22 @@ class QLayer(nn.Module):
         return cat.view(n, h, w, -1).permute(0, 3, 1, 2)
 
     def soft(self, ze: torch.Tensor, temperature: float) -> torch.Tensor:
-        """A smooth stand-in for eqs. 2-3 on projected, concatenated features ``ze`` (the layout of
-        :class:`QLayerOutput`): every panel becomes the softmax-weighted mean of its head's concepts,
-        weights ``softmax(-||z - c||^2 / (temperature * mean_z min_c ||z - c||^2))``. As the
-        temperature falls it tends to the nearest concept; the scale makes ``temperature`` free of
-        the features' units. Used as the derivative of the quantizer in BPDA (``backward="soft"``)."""
-        p = (ze.permute(0, 2, 3, 1) if ze.dim() == 4 else ze).reshape(-1, self.heads, self.d)  # (N, K, d)
+        """A smooth stand-in for eqs. 2-3 on projected, concatenated features
+        ``ze`` (the layout of :class:`QLayerOutput`): every panel becomes the
+        softmax-weighted mean of its head's concepts, weights
+        ``softmax(-||z - c||^2 / (temperature * mean_z min_c ||z - c||^2))``.
+        As the temperature falls it tends to the nearest concept; the scale
+        makes ``temperature`` free of the features' units. Used as the
+        derivative of the quantizer in BPDA (``backward="soft"``)."""
+        panels = ze.permute(0, 2, 3, 1) if ze.dim() == 4 else ze
+        p = panels.reshape(-1, self.heads, self.d)  # (N, K, d)
+        # squared distance of every panel to every concept of its head
         d2 = ((p * p).sum(-1, keepdim=True) + self._scores(p)).clamp_min(0)
-        scale = d2.min(-1, keepdim=True).values.mean().detach().clamp_min(1e-12)
+        nearest = d2.min(-1, keepdim=True).values
+        scale = nearest.mean().detach().clamp_min(1e-12)
         w = torch.softmax(-d2 / (temperature * scale), dim=-1)
-        return self._unpanel(torch.einsum("nkc,kcd->nkd", w, self.concepts.detach()), ze)
+        mixed = torch.einsum("nkc,kcd->nkd", w, self.concepts.detach())
+        return self._unpanel(mixed, ze)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The E-path's input alone (projected, concatenated, not quantized): no nearest-concept search."""
