@@ -198,8 +198,8 @@ def test_show_code_shows_the_code_that_runs():
 
 
 def test_the_code_the_adaptive_pages_show_fits_the_text_column():
-    """Issue 28.5/28.6: every function an adaptive page displays (pages 03a, 06, 12, 15, 18) is no
-    wider than the column; a wider one is refused with its line numbers, not shown scrolling."""
+    """Issue 28.5/28.6: every function an adaptive page displays (pages 03a, 06, 12, 18; the EOT
+    pair for page 15) is no wider than the column; a wider one is refused with its line numbers."""
     import json
     import re
     from pathlib import Path
@@ -220,7 +220,7 @@ def test_the_code_the_adaptive_pages_show_fits_the_text_column():
     for nb in Path(__file__).resolve().parents[1].glob("notebooks/*.ipynb"):
         for cell in json.loads(nb.read_text())["cells"]:
             called |= set(re.findall(r"show_code\(([\w.]+)\)", "".join(cell["source"])))
-    assert called == set(shown), called ^ set(shown)  # this list is what the pages show
+    assert called <= set(shown), called - set(shown)  # every function a page shows is checked here
     for name, obj in shown.items():
         md = report.show_code(obj).data
         assert max(len(line) for line in md.splitlines()) <= report.CODE_WIDTH, name
