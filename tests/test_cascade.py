@@ -204,10 +204,14 @@ def test_convergence_check_runs_the_stronger_cascade_on_the_first_images():
     assert seen["cfg"].pgd_steps == 2 * cfg.pgd_steps and seen["cfg"].square_queries == 2 * cfg.square_queries
     row = t.set_index("model").loc["A"]
     assert row["newly broken"] == 1 and not row.converged and row.stronger.endswith("(x 2)")
-    with pytest.raises(ValueError, match="convergence_images"):
-        from qutils.experiments import dqa
+    from qutils.chapter import CascadeSettings
 
-        convergence_check(adaptive, {}, None, None, dqa.config_for("mnist", get_profile("book")), base)
+    @dataclasses.dataclass
+    class NoCheck(CascadeSettings):  # a chapter config that declares no convergence check
+        apgd_steps: int = 10
+
+    with pytest.raises(ValueError, match="convergence_images"):
+        convergence_check(adaptive, {}, None, None, NoCheck(), base)
 
     import pandas as pd
 
