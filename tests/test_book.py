@@ -83,6 +83,19 @@ def test_notebooks_are_committed_executed_in_order_with_the_book_profile(path):
     assert not errors, f"{path.name}: committed with an error output"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_code_a_page_shows_fits_the_text_column(path):
+    """Issue 28.6: a code cell the page shows (collapsed or not) has no line wider than the column
+    (``report.CODE_WIDTH`` characters, which fit at 1280 px); a wider one scrolls sideways."""
+    from qutils.report import CODE_WIDTH
+
+    nb = nbformat.read(path, as_version=4)
+    wide = [(i, len(line)) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            and not {"remove-input", "remove-cell"} & set(c.metadata.get("tags", []))
+            for line in c.source.splitlines() if len(line) > CODE_WIDTH]
+    assert not wide, f"{path.name}: (cell, width) of code lines wider than {CODE_WIDTH}: {wide}"
+
+
 def _code_lines(path):
     nb = nbformat.read(path, as_version=4)
     return [line.strip() for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines() if line.strip()]
