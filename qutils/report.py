@@ -296,10 +296,20 @@ def bounds(table, wrap: int = 12, seconds: bool = True):
                 wrap=wrap)
 
 
-def convergence(table):
+def convergence(table, prefix: str | None = None):
     """The convergence check (:func:`qutils.cascade.convergence_table`) for the page: per model the
     images, the worst case as run and with the stronger cascade added (95% intervals), the images only
-    the stronger cascade broke, the change in points and the verdict."""
+    the stronger cascade broke, the change in points and the verdict. With ``prefix`` (the page's glue
+    keys' prefix, e.g. ``"dqaa"``) it also glues what the prose quotes: ``{prefix}-conv-n`` (images),
+    ``-conv-what`` (the stronger budget in words), ``-conv-max`` (the largest change, points) and
+    ``-conv-verdict`` (:func:`convergence_verdict`)."""
+    if prefix is not None:
+        if not isinstance(prefix, str) or not prefix.strip():
+            raise ValueError(f"prefix must be the page's glue-key prefix (a non-empty string), got {prefix!r}")
+        glue(f"{prefix}-conv-n", int(table.n.iloc[0]))
+        glue(f"{prefix}-conv-what", table.stronger.iloc[0])
+        glue(f"{prefix}-conv-max", f"{table['change (points)'].max():.1f}")
+        glue(f"{prefix}-conv-verdict", convergence_verdict(table))
     t = table.assign(converged=table.converged.map({True: "yes", False: "NO"}),
                      change=table["change (points)"].map("{:.1f}".format))
     return show(cells(t), columns=["model", "n", "worst", "worst, stronger", "newly broken", "change", "converged"],

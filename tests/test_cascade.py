@@ -133,6 +133,32 @@ def test_convergence_table_counts_what_more_budget_broke():
         convergence_table({"A": result([True] * 4)}, {"A": base["A"]}, "x 2")
 
 
+def test_the_convergence_table_glues_what_the_prose_quotes(monkeypatch):
+    """report.convergence(conv, prefix) glues the images, the stronger budget, the largest change and
+    the verdict under the page's prefix, from the table itself; a blank prefix is refused."""
+    from qutils import report
+    from qutils.cascade import CascadeResult, convergence_table
+    from qutils.metrics import Accuracy
+
+    def result(robust):
+        r = torch.tensor(robust)
+        return CascadeResult(Accuracy(len(r), len(r)), Accuracy(int(r.sum()), len(r)), r, ["x"] * len(r))
+
+    conv = convergence_table({"A": result([True] * 4), "B": result([True] * 4)},
+                             {"A": result([True, False, True, True]), "B": result([True] * 4)}, "x 2")
+    glued = {}
+    monkeypatch.setattr(report, "glue", lambda k, v, display=False: glued.__setitem__(k, v))
+    report.convergence(conv, prefix="pg")
+    assert glued == {"pg-conv-n": 4, "pg-conv-what": "x 2", "pg-conv-max": "25.0",
+                     "pg-conv-verdict": "A did not converge: its worst case is an upper bound that more attack "
+                                        "still lowers"}
+    glued.clear()
+    report.convergence(conv)
+    assert glued == {}
+    with pytest.raises(ValueError, match="prefix"):
+        report.convergence(conv, prefix=" ")
+
+
 def test_a_stronger_config_doubles_every_attack_budget_and_nothing_else():
     import dataclasses
 
