@@ -85,15 +85,21 @@ def test_notebooks_are_committed_executed_in_order_with_the_book_profile(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_the_code_a_page_shows_fits_the_text_column(path):
-    """Issue 28.6: a code cell the page shows (collapsed or not) has no line wider than the column
-    (``report.CODE_WIDTH`` characters, which fit at 1280 px); a wider one scrolls sideways."""
+    """Issue 28.6: a code cell the page shows has no line wider than the column (``report.CODE_WIDTH``
+    characters, which fit at 1280 px); a wider one scrolls sideways. A collapsed cell (``hide-input``)
+    sits in a toggle one character narrower (measured with book_overflow.py: 76 characters overflow
+    it by 7 px)."""
     from qutils.report import CODE_WIDTH
 
     nb = nbformat.read(path, as_version=4)
-    wide = [(i, len(line)) for i, c in enumerate(nb.cells) if c.cell_type == "code"
-            and not {"remove-input", "remove-cell"} & set(c.metadata.get("tags", []))
-            for line in c.source.splitlines() if len(line) > CODE_WIDTH]
-    assert not wide, f"{path.name}: (cell, width) of code lines wider than {CODE_WIDTH}: {wide}"
+    wide = []
+    for i, c in enumerate(nb.cells):
+        tags = set(c.metadata.get("tags", []))
+        if c.cell_type != "code" or {"remove-input", "remove-cell"} & tags:
+            continue
+        width = CODE_WIDTH - 1 if "hide-input" in tags else CODE_WIDTH
+        wide += [(i, len(line), width) for line in c.source.splitlines() if len(line) > width]
+    assert not wide, f"{path.name}: (cell, width, allowed) of code lines wider than the column: {wide}"
 
 
 def _code_lines(path):
