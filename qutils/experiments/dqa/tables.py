@@ -29,7 +29,7 @@ def show_table4(t4: pd.DataFrame):
         cols.append("adaptive worst case")
     return report.show(df, columns=cols,
                        rename={"clean": "clean (%)", "PGD": "PGD (%)", "FGSM": "FGSM (%)",
-                               "adaptive worst case": "adaptive worst case (%)"}, wrap=18)
+                               "adaptive worst case": "worst case (%)"}, wrap=18)
 
 
 def show_gains(gains: pd.DataFrame):
