@@ -286,6 +286,12 @@ class Ledger:
         df = self.frame()
         return {s: int((df["status"] == s).sum()) if len(df) else 0 for s in STATUSES}
 
+    def in_words(self) -> str:
+        """The claims by status as a page quotes them, in the order of :data:`STATUSES`, statuses with
+        no claim left out: ``"2 refuted by the adaptive attack; 1 not runnable here (data)"``."""
+        text = "; ".join(f"{n} {s}" for s, n in self.counts().items() if n)
+        return text or "no claims"
+
     def save(self, results) -> None:
         """Add the ledger to a chapter's :class:`~qutils.results.Results` as its ``"claims"`` table."""
         results.add_table("claims", self.frame())

@@ -98,6 +98,9 @@ def test_ledger_records_counts_and_refuses_mistakes():
     assert df.loc[0, "ours"] == pytest.approx(97.5) and df.loc[0, "ours_n"] == 1000
     counts = led.counts()
     assert set(counts) == set(STATUSES) and sum(counts.values()) == 3
+    # in words: the statuses' order, zeros left out, one claim each
+    assert led.in_words() == "; ".join(f"1 {s}" for s in STATUSES if s in (REFUTED, NOT_MEASURED, NO_DATA))
+    assert Ledger().in_words() == "no claims"
 
 
 def test_estimate_of_an_accuracy_is_in_percent():
