@@ -303,18 +303,25 @@ def convergence(table, prefix: str | None = None):
     keys' prefix, e.g. ``"dqaa"``) it also glues what the prose quotes: ``{prefix}-conv-n`` (images),
     ``-conv-what`` (the stronger budget in words), ``-conv-max`` (the largest change, points) and
     ``-conv-verdict`` (:func:`convergence_verdict`)."""
-    if prefix is not None:
-        if not isinstance(prefix, str) or not prefix.strip():
-            raise ValueError(f"prefix must be the page's glue-key prefix (a non-empty string), got {prefix!r}")
-        glue(f"{prefix}-conv-n", int(table.n.iloc[0]))
-        glue(f"{prefix}-conv-what", table.stronger.iloc[0])
-        glue(f"{prefix}-conv-max", f"{table['change (points)'].max():.1f}")
-        glue(f"{prefix}-conv-verdict", convergence_verdict(table))
+    glue_prefixed(prefix, {"conv-n": int(table.n.iloc[0]), "conv-what": table.stronger.iloc[0],
+                           "conv-max": f"{table['change (points)'].max():.1f}",
+                           "conv-verdict": convergence_verdict(table)})
     t = table.assign(converged=table.converged.map({True: "yes", False: "NO"}),
                      change=table["change (points)"].map("{:.1f}".format))
     return show(cells(t), columns=["model", "n", "worst", "worst, stronger", "newly broken", "change", "converged"],
                 rename={"worst": "worst case (%)", "worst, stronger": "with twice the budget (%)",
                         "change": "change (points)"}, wrap=18)
+
+
+def glue_prefixed(prefix: str | None, values: dict) -> None:
+    """Glue every ``{name: value}`` of ``values`` as ``{prefix}-{name}``, the page's glue keys; with
+    ``prefix`` None glue nothing (a helper that only shows its table). A blank prefix raises."""
+    if prefix is None:
+        return
+    if not isinstance(prefix, str) or not prefix.strip():
+        raise ValueError(f"prefix must be the page's glue-key prefix (a non-empty string), got {prefix!r}")
+    for name, value in values.items():
+        glue(f"{prefix}-{name}", value)
 
 
 def convergence_verdict(table) -> str:

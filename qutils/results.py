@@ -138,9 +138,11 @@ def save_page(chapter: str, session, config, tables: dict | None = None, cascade
     """Everything a page records, in one call: its ``tables`` (``{name: frame}``), its adaptive
     evaluation (``cascades``, :meth:`Results.add_cascades`), extra ``accuracies`` (``(Accuracy, labels)``
     pairs), its part of the claims ledger (``ledger.save``), all under ``results/<chapter>.json`` with
-    the session's profile and device and the chapter's ``config``. Returns the :class:`Results`."""
+    the session's profile and device and the chapter's ``config``. A table given as ``None`` (one the
+    profile does not compute, e.g. a grid trained in the ``full`` profile only) is left out. Returns the
+    :class:`Results`."""
     res = Results(chapter, session.profile, session.device, config=config)
-    res.add_tables(tables or {})
+    res.add_tables({name: frame for name, frame in (tables or {}).items() if frame is not None})
     if cascades:
         res.add_cascades(cascades)
     for acc, labels in accuracies:

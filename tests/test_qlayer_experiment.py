@@ -341,3 +341,21 @@ def test_black_box_reuses_crafted_examples_only_for_the_same_images():
     pd.testing.assert_series_equal(first.accuracy, again.accuracy)
     with pytest.raises(ValueError, match="other images"):
         ql.black_box({"Q": net}, {"src": src}, x.flip(0), y, c, progress=False, crafted=crafted)
+
+
+def test_the_comparisons_table_glues_the_counts_the_prose_quotes(monkeypatch):
+    """show_comparisons(df, prefix) glues how many comparisons support the paper and how many there
+    are, counted from the table; without a prefix it glues nothing; a blank prefix is refused."""
+    from qutils.metrics import Accuracy
+
+    df = pd.DataFrame({"comparison": ["a", "b", "c"], "A": [Accuracy(9, 10)] * 3, "B": [Accuracy(1, 10)] * 3,
+                       "supported": ["yes", "no", "yes"]})
+    glued = {}
+    monkeypatch.setattr(report, "glue", lambda k, v, display=False: glued.__setitem__(k, v))
+    ql.tables.show_comparisons(df, prefix="qx")
+    assert glued == {"qx-supported": 2, "qx-n-comparisons": 3}
+    glued.clear()
+    ql.tables.show_comparisons(df)
+    assert glued == {}
+    with pytest.raises(ValueError, match="prefix"):
+        ql.tables.show_comparisons(df, prefix="")

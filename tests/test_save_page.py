@@ -28,10 +28,11 @@ def test_save_page_writes_tables_cascades_accuracies_and_the_ledger(trained_cnn,
         def save(self, res):
             res.add_table("claims", [{"claim": "c1"}])
 
-    save_page("page_test", _Session(), {"eps": 0.2}, tables={"extra": [{"a": 1}]},
+    save_page("page_test", _Session(), {"eps": 0.2}, tables={"extra": [{"a": 1}], "full profile only": None},
               cascades={"a": with_paper, "b": without}, ledger=Ledger(),
               accuracies=[(with_paper.clean, {"model": "a", "measurement": "again"})])
     d = json.loads((tmp_path / "page_test.json").read_text())
+    # the table given as None (not computed in this profile) is left out, not written empty
     assert set(d["tables"]) == {"extra", ADAPTIVE, "cascade: a", "cascade: b", "claims"}
     assert [r[LABEL] for r in d["tables"][ADAPTIVE]] == ["a", "b"]
     measured = [(r["model"], r["measurement"]) for r in d["accuracies"]]

@@ -29,8 +29,11 @@ def show_stages(stages: pd.DataFrame, models):
     return report.show(pd.DataFrame(list(rows.values())), wrap=22)
 
 
-def show_comparisons(df: pd.DataFrame):
-    """The paper's comparisons with our two accuracies, the verdict and whether it supports the paper."""
+def show_comparisons(df: pd.DataFrame, prefix: str | None = None):
+    """The paper's comparisons with our two accuracies, the verdict and whether it supports the paper.
+    With ``prefix`` (the page's glue prefix) it also glues what the prose quotes: how many comparisons
+    support the paper (``{prefix}-supported``) and how many there are (``{prefix}-n-comparisons``)."""
+    report.glue_prefixed(prefix, {"supported": int((df.supported == "yes").sum()), "n-comparisons": len(df)})
     return report.show(df.assign(A=df.A.map(report.acc), B=df.B.map(report.acc)),
                        rename={"A": "A: ours (%)", "B": "B: ours (%)"}, wrap=30)
 
