@@ -87,6 +87,23 @@ def _steps(u: torch.Tensor, edges: torch.Tensor, heights: torch.Tensor, z: float
     return (heights.view(shape) * torch.sigmoid(z * (u.unsqueeze(0) - edges.view(shape)) / width)).sum(0)
 
 
+def _lookup(levels: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``levels[idx]``, with a gradient in ``levels`` that is the same on every run.
+
+    Autograd's backward of ``levels[idx]`` adds millions of upstream gradients into a handful of
+    slots with concurrent atomic adds, so on several CPU threads the sum's order, and its last bits,
+    change from run to run, and a trained dynamic quantizer with them. Here the forward is the same
+    lookup (bit for bit: it adds an exact zero) and each level's gradient is one ordinary reduction,
+    ``sum(upstream * (idx == j))``, whose order is fixed."""
+    out = levels.detach()[idx]
+    if not levels.requires_grad:
+        return out
+    delta = levels - levels.detach()  # zero, carrying the gradient
+    for j in range(levels.numel()):
+        out = out + (idx == j) * delta[j]
+    return out
+
+
 class _QuantizedActivation(nn.Module):
     def __init__(self, bits: int, backward: str = "identity", z: float = 4.0):
         super().__init__()
@@ -193,7 +210,7 @@ class DynamicQuantizedActivation(_QuantizedActivation):
         y = torch.tanh(x)
         t, lv = self.thresholds, self.levels()
         idx = torch.bucketize(y.detach(), t.detach(), right=True)  # number of thresholds <= y
-        out = lv[idx]  # autograd: zero in x; the levels' own gradient where they are thresholds
+        out = _lookup(lv, idx)  # autograd: zero in x; the levels' own gradient where they are thresholds
         width = 2.0 / (self.n_levels - 1)
         if self.backward == "auto":
             return out + 0 * y
