@@ -9,7 +9,7 @@ from . import report
 from .chapter import DEFENSE, FGSM_TRAINED
 from .chapters import CHAPTERS
 
-__all__ = ["NAMES", "COLOURS", "model_name", "show_board", "defense_table", "clean_cost_table", "bounds_table", "dumbbell", "curves_figure", "glue", "glue_bounds"]
+__all__ = ["NAMES", "COLOURS", "model_name", "show_board", "defense_table", "clean_cost_table", "bounds_table", "dumbbell", "curves_figure", "glue", "glue_bounds", "light_text"]
 
 #: the datasets' names on the page
 NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
@@ -151,6 +151,15 @@ def glue_bounds(bounds, boards) -> None:
                     else f"not ranked: {row.rank_note}")
 
 
+def light_text(light, n_common: int) -> str:
+    """How many of the ``n_common`` rows at the common radius got a light attack, in words, with one
+    of them as an example (its chapter's budget below the standard), or that none did."""
+    if len(light) == 0:
+        return f"none of the {n_common} rows any more"
+    r = light.iloc[0]
+    return f"{len(light)} of the {n_common} rows, for instance {r.defense}'s {r.below_standard}"
+
+
 def glue(boards) -> None:
     """Glue every value the page's prose quotes (``sbs-...``), from ``boards`` (``{dataset:
     leaderboard}``) and the SQA chapter's measured training costs."""
@@ -171,9 +180,7 @@ def glue(boards) -> None:
         report.glue(f"sbs-{ds}-ranked", "none" if n_ranked == 0 else str(n_ranked))
         light = common[common.rank_note == C.LIGHT]
         report.glue(f"sbs-{ds}-light", len(light))
-        if len(light):
-            r = light.iloc[0]
-            report.glue(f"sbs-{ds}-light-example", f"{r.defense}'s {r.below_standard}")
+        report.glue(f"sbs-{ds}-light-text", light_text(light, len(common)))
         for p in C.DEFENSES:
             d = board[board.paper_id == p]
             report.glue(f"sbs-{ds}-{p}-eps", f"{d.eps.iloc[0]:g}")

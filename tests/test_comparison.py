@@ -364,3 +364,17 @@ def test_the_label_rule_on_made_up_rows():
     assert _label({**row, "clean": 0.986, "worst": 0.5}, "mnist") == "weak baseline"
     assert _label({**row, "worst": 0.5}, "mnist") == "under-trained, weak baseline"
     assert _label({**row, "paper_clean": float("nan"), "role": C.DEFENSE, "worst": 0.1}, "mnist") == ""
+
+
+def test_the_light_rows_sentence_reads_with_and_without_light_rows():
+    """Page 20 says how many rows at the common radius got a light attack, with an example; once every
+    chapter runs the standard cascade it says that none did (it used to glue nothing, and the book
+    build failed on the missing key)."""
+    import pandas as pd
+
+    from qutils.side_by_side import light_text
+
+    none = light_text(pd.DataFrame(columns=["defense", "below_standard"]), 28)
+    assert none == "none of the 28 rows any more"
+    light = pd.DataFrame({"defense": ["SQA", "DQA"], "below_standard": ["APGD 40 steps (standard 100)", "x"]})
+    assert light_text(light, 28) == "2 of the 28 rows, for instance SQA's APGD 40 steps (standard 100)"
