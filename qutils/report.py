@@ -15,7 +15,7 @@ import math
 from .metrics import Accuracy
 
 __all__ = ["acc", "bounds", "cell", "cells", "cascade_stages", "convergence", "convergence_verdict", "gains", "pct", "paper_vs_ours", "show", "Panels", "cascade_summary",
-           "claims", "claims_table", "claim_counts", "glue", "radius", "show_code", "EMPTY"]
+           "claims", "claims_table", "claim_counts", "glue", "glue_prefixed", "radius", "show_code", "EMPTY"]
 
 EMPTY = "–"  #: what a table shows where a number does not apply
 
