@@ -146,3 +146,14 @@ def test_the_checker_sees_lazy_dynamic_and_package_imports(tmp_path):
     assert g["qutils.d"] == {"qutils.sub.m", "qutils.sub"}  # the package's __init__ runs too
     found = circles(g)
     assert ["qutils.a", "qutils.b"] in found and ["qutils.d", "qutils.sub"] in found
+
+
+MAX_LINES = 400  #: a module a contributor reads whole; beyond this it is split by concern (issue 26)
+
+
+def test_no_module_is_longer_than_a_contributor_reads_whole():
+    """``qutils.certify`` (786 lines) and the Q-Layer chapter's ``measure`` (474) were split by concern;
+    a module that grows past the limit again fails here rather than in a review."""
+    long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"

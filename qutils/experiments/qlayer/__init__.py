@@ -1,5 +1,6 @@
 """The Q-Layer chapter's experiments, split by concern: the settings and model names
-(:mod:`.config`), the models (:mod:`.zoo`), the measurements (:mod:`.measure`), the paper's numbers
+(:mod:`.config`), the models (:mod:`.zoo`), the measurements (:mod:`.measure`, :mod:`.analysis`), the
+comparisons with the paper (:mod:`.paper_comparisons`), the exercises' answers (:mod:`.exercises`), the paper's numbers
 and claims (:mod:`.paper`), the tables (:mod:`.tables`) and the figures (:mod:`.figures`). The MNIST
 notebooks, their Fashion-MNIST companions, Q-inner and the ablations call the same functions with
 other configs."""
@@ -7,10 +8,12 @@ from . import figures, tables
 from .chapter import CHAPTER
 from .config import (ADV, MAIN, PAIRS, RAW, SOURCE_A, SOURCE_B, VAL_SOURCE, QLayerConfig, ablation_config, config_for,
                      grid_names)
-from .measure import (ablation_comparisons, ablation_grid, inner_comparisons, adaptive, adaptive_table, convergence, black_box, clean_rows, comparison, comparisons,
-                      cascade_stages, concept_usage, distribution_shift, exercise_reference, gradient_table,
-                      headline_protocol, kl_divergence, paper_attack, paths, seed_spread, shift_table, shortcut_vs_e,
-                      stage_table, surviving_gains, usage_table, white_box)
+from .analysis import (concept_usage, distribution_shift, kl_divergence, seed_spread, shift_table, shortcut_vs_e,
+                       usage_table)
+from .paper_comparisons import ablation_comparisons, comparison, comparisons, inner_comparisons, surviving_gains
+from .exercises import exercise_reference
+from .measure import (ablation_grid, adaptive, adaptive_table, black_box, cascade_stages, clean_rows, convergence,
+                      gradient_table, headline_protocol, paper_attack, paths, stage_table, white_box)
 from .paper import CLAIMS, PAPER, PROTOCOL, claims_of, compare, compare_grid, compare_long, ledger, paper_cells
 from .zoo import book_zoo, Zoo, build_model, seed_runs, spec, test_images, train_zoo
 from ...evaluate import pick

@@ -10,7 +10,7 @@ from ...attacks import FGSM
 from ...defenses.qlayer import QLayer
 from ...plot import bars_with_intervals
 from .config import SOURCE_A
-from .measure import concept_usage
+from .analysis import concept_usage
 
 __all__ = ["toy_quantizer", "feature_maps", "usage", "distribution_shift", "paper_ours_adaptive", "paper_vs_ours", "grid"]
 
