@@ -179,7 +179,6 @@ def glue(boards) -> None:
         n_ranked = int(common.ranked.sum())
         report.glue(f"sbs-{ds}-ranked", "none" if n_ranked == 0 else str(n_ranked))
         light = common[common.rank_note == C.LIGHT]
-        report.glue(f"sbs-{ds}-light", len(light))
         report.glue(f"sbs-{ds}-light-text", light_text(light, len(common)))
         for p in C.DEFENSES:
             d = board[board.paper_id == p]
