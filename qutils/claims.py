@@ -32,6 +32,7 @@ registry.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import data as qdata
@@ -148,16 +149,27 @@ class Estimate:
 PARTS = ("reproduction", "adaptive")
 
 
-def check_part(part: str | None, measured, adaptive, measured_by: str) -> None:
-    """The checks every chapter's ``ledger(..., part=)`` makes: ``part`` is one of :data:`PARTS` or
-    ``None``, the paper-protocol measurements (``measured``, described by ``measured_by``) are given, and
-    the adaptive part has the adaptive results."""
+def check_part(part: str | None, measured, adaptive, needs: tuple) -> dict:
+    """The checks every chapter's ``ledger(cfg, measured, adaptive, section, part)`` makes: ``part`` is one
+    of :data:`PARTS` or ``None``; ``measured`` maps a table's name (the name the page saves it under) to the
+    table, and holds every name in ``needs`` as a data frame; the adaptive part has the adaptive results.
+    Returns ``measured`` as a dict."""
+    import pandas as pd
+
     if part is not None and part not in PARTS:
         raise ValueError(f"unknown part {part!r}; expected one of {PARTS} or None")
-    if measured is None:
-        raise ValueError(f"the claims need {measured_by}")
+    if not isinstance(measured, Mapping):
+        raise TypeError(f"measured: a dict of the page's tables by name, such as {{'table 1': t1}}; "
+                        f"got {type(measured).__name__}")
+    missing = [n for n in needs if n not in measured]
+    if missing:
+        raise ValueError(f"the claims need the tables {missing} in measured; it has {sorted(measured)}")
+    wrong = [n for n in needs if not isinstance(measured[n], pd.DataFrame)]
+    if wrong:
+        raise TypeError(f"measured[{wrong[0]!r}] must be a data frame, not {type(measured[wrong[0]]).__name__}")
     if part == "adaptive" and adaptive is None:
-        raise ValueError("the adaptive claims need the adaptive results (measure.adaptive)")
+        raise ValueError("the adaptive claims need the adaptive results (the chapter's adaptive(...))")
+    return dict(measured)
 
 
 def mark_baselines(claims, models) -> list:

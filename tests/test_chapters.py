@@ -30,6 +30,12 @@ SIGNATURES = {
     "book_zoo": [("cfg", None), ("profile", None), ("device", None), ("progress", True)],
 }
 IDS = [c.paper for c in CHAPTERS]
+#: ``ledger(cfg, measured, adaptive, section, part)``: the claims joined with the page's tables by name
+#: (``measured``, the names the page saves them under) and the adaptive results
+LEDGER = [("cfg", None), ("measured", None), ("adaptive", None), ("section", ""), ("part", None)]
+#: the chapters whose ``ledger`` still takes arguments of its own: each moves to :data:`LEDGER` with its
+#: pages' next execution (their tests fail, strictly, the day they conform: then drop them from here)
+LEDGER_PENDING = {"qlayer", "gcln"}
 
 
 def test_the_list_holds_five_distinct_chapters_in_the_books_order():
@@ -64,6 +70,22 @@ def test_a_chapter_package_provides_the_contract(ch):
     # every chapter's config names the cascade's steps and its designed attacks' settings the same way
     cfg = pkg.config_for(next(iter(ch.sources)), get_profile("smoke"))
     assert cfg.adaptive_steps > 0 and isinstance(cfg.designed_options, dict)
+
+
+@pytest.mark.parametrize("ch", [pytest.param(c, marks=pytest.mark.xfail(
+    strict=True, reason="its ledger takes its own arguments until its pages are re-run")) if c.paper in LEDGER_PENDING
+    else c for c in CHAPTERS], ids=IDS)
+def test_a_chapters_ledger_takes_the_pages_tables_by_name(ch):
+    """One signature for every chapter's ledger; it names the table a page forgot, wherever it is called."""
+    pkg = importlib.import_module(f"qutils.experiments.{ch.paper}")
+    got = [(p.name, None if p.default is inspect.Parameter.empty else p.default)
+           for p in inspect.signature(pkg.ledger).parameters.values()]
+    assert got == LEDGER, f"qutils.experiments.{ch.paper}.ledger has the signature {got}, the contract {LEDGER}"
+    cfg = pkg.config_for(next(iter(ch.sources)), get_profile("smoke"))
+    with pytest.raises(ValueError, match=r"the claims need the tables \[.+\] in measured; it has \[\]"):
+        pkg.ledger(cfg, {}, part="reproduction")
+    with pytest.raises(TypeError, match="dict of the page's tables"):
+        pkg.ledger(cfg, None, part="reproduction")
 
 
 @pytest.mark.parametrize("ch", CHAPTERS, ids=IDS)

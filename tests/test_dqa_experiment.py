@@ -73,9 +73,9 @@ def test_ledger_parts_split_the_claims_and_record_every_mnist_claim():
         worst = Accuracy(300, 1000)
 
     adaptive = {n: R() for n in cfg.names()}
-    rep = X.ledger(t1, cfg, part="reproduction").frame()
-    ada = X.ledger(t1, cfg, adaptive=adaptive, part="adaptive").frame()
-    whole = X.ledger(t1, cfg, adaptive=adaptive).frame()
+    rep = X.ledger(cfg, {"table 1": t1}, part="reproduction").frame()
+    ada = X.ledger(cfg, {"table 1": t1}, adaptive, part="adaptive").frame()
+    whole = X.ledger(cfg, {"table 1": t1}, adaptive).frame()
     assert len(rep) + len(ada) == len(whole) == len(X.CLAIMS)
     assert set(rep.key).isdisjoint(ada.key)
     assert (ada.status != NOT_MEASURED).all() and len(ada) == 7
@@ -87,7 +87,7 @@ def test_ledger_parts_split_the_claims_and_record_every_mnist_claim():
     row = ada[ada.model == "Dynamic 2-bit"].iloc[0]
     assert row.status == "refuted by the adaptive attack"
     # far from the paper: not reproduced
-    low = X.ledger(_fake_table1(0.5), cfg, part="reproduction").frame()
+    low = X.ledger(cfg, {"table 1": _fake_table1(0.5)}, part="reproduction").frame()
     assert (low[low.dataset == "mnist"].status.isin([NOT_REPRODUCED, NOT_MEASURED])).all()
 
 
@@ -96,7 +96,7 @@ def test_ledger_uses_the_seed_range():
     t1 = _fake_table1(0.95)  # 95.0 [93.5, 96.2]: the paper's 98.8 clean is outside
     seeds = pd.DataFrame([{"model": "Dynamic 2-bit", "attack": "none", "gradient": "-", "accuracy": a,
                            "ci_low": a - 0.01, "ci_high": a + 0.01} for a in (0.95, 0.99)])
-    led = X.ledger(t1, cfg, seeds=seeds, part="reproduction").frame()
+    led = X.ledger(cfg, {"table 1": t1, "seeds": seeds}, part="reproduction").frame()
     clean = led[(led.model == "Dynamic 2-bit") & (led.attack == "none")].iloc[0]
     assert clean.status == REPRODUCED and clean.seed_min == 95.0 and clean.seed_max == 99.0
 
@@ -104,13 +104,15 @@ def test_ledger_uses_the_seed_range():
 def test_ledger_bad_arguments():
     cfg = X.config_for("mnist", get_profile("smoke"))
     with pytest.raises(ValueError, match="part"):
-        X.ledger(_fake_table1(0.9), cfg, part="everything")
-    with pytest.raises(ValueError, match="table 1"):
-        X.ledger(None, cfg)
+        X.ledger(cfg, {"table 1": _fake_table1(0.9)}, part="everything")
+    with pytest.raises(ValueError, match=r"the claims need the tables \['table 1'\]"):
+        X.ledger(cfg, {"table1": _fake_table1(0.9)})
+    with pytest.raises(TypeError, match="dict of the page's tables"):
+        X.ledger(cfg, None)
     with pytest.raises(ValueError, match="adaptive results"):
-        X.ledger(_fake_table1(0.9), cfg, part="adaptive")
+        X.ledger(cfg, {"table 1": _fake_table1(0.9)}, part="adaptive")
     # Fashion-MNIST has no claims of its own: an empty ledger, CIFAR-10's not repeated
-    assert len(X.ledger(_fake_table1(0.9), X.config_for("fashion_mnist", get_profile("smoke"))).frame()) == 0
+    assert len(X.ledger(X.config_for("fashion_mnist", get_profile("smoke")), {"table 1": _fake_table1(0.9)}).frame()) == 0
 
 
 def test_finite_differences_see_zero_on_a_staircase_and_not_on_a_ramp():

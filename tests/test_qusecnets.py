@@ -368,9 +368,9 @@ def test_the_two_pages_ledgers_cover_every_claim_once():
         return CascadeResult(Accuracy(99, 100), Accuracy(worst, 100), torch.zeros(100, dtype=torch.bool), [], stages)
 
     adaptive = {X.NO_DEFENSE: result(3, 0), "CQ n=2": result(97, 40)}
-    rep = X.ledger(tabs, None, cfg, part="reproduction")
-    ada = X.ledger(tabs, adaptive, cfg, part="adaptive")
-    whole = X.ledger(tabs, adaptive, cfg)
+    rep = X.ledger(cfg, tabs, part="reproduction")
+    ada = X.ledger(cfg, {"fgsm": tabs["fgsm"]}, adaptive, part="adaptive")  # the adaptive page measures FGSM only
+    whole = X.ledger(cfg, tabs, adaptive)
     assert set(rep.records) | set(ada.records) == set(whole.records)
     assert not set(rep.records) & set(ada.records)
     assert len(ada.records) == 2  # FGSM at 0.3: the undefended CNN's 1.48% and CQ's 97.51%
@@ -378,9 +378,16 @@ def test_the_two_pages_ledgers_cover_every_claim_once():
     assert cq.ours.value == 97.0 and cq.adaptive.value == 40.0  # ours: the paper's FGSM row
     assert cq.status == REFUTED
     with pytest.raises(ValueError, match="unknown part"):
-        X.ledger(tabs, adaptive, cfg, part="everything")
-    with pytest.raises(ValueError, match="need tabs"):
-        X.ledger(None, adaptive, cfg, part="reproduction")
+        X.ledger(cfg, tabs, adaptive, part="everything")
+    # the reproduction part reads the C&W table too; a page that saves it under another name fails here
+    with pytest.raises(ValueError, match=r"tables \['cw'\] in measured; it has \['C&W', 'fgsm'\]"):
+        X.ledger(cfg, {"fgsm": tabs["fgsm"], "C&W": tabs["cw"]}, part="reproduction")
+    with pytest.raises(ValueError, match=r"tables \['fgsm'\]"):  # the whole ledger reads both
+        X.ledger(cfg, {"cw": tabs["cw"]}, adaptive)
+    with pytest.raises(TypeError, match="dict of the page's tables"):
+        X.ledger(cfg, tabs["cw"], part="reproduction")
+    with pytest.raises(TypeError, match=r"measured\['cw'\] must be a data frame"):
+        X.ledger(cfg, {**tabs, "cw": tabs["cw"].to_dict()}, part="reproduction")
 
 
 def test_the_adaptive_pages_paper_protocol_equals_the_reproduction(trained_cnn, mnist_test):

@@ -92,9 +92,9 @@ def test_ledger_parts_partition_the_claims_and_cifar_is_not_runnable():
     cfg = X.config_for("mnist", get_profile("book"))
     t1 = _fake_table1(cfg)
     adaptive = {}
-    whole = X.ledger(t1, cfg, adaptive={"LARGE SQA": _Worst(), "SMALL SQA": _Worst(), "LARGE full": _Worst(),
+    whole = X.ledger(cfg, {"table 1": t1}, adaptive={"LARGE SQA": _Worst(), "SMALL SQA": _Worst(), "LARGE full": _Worst(),
                                         "SMALL full": _Worst()}).frame()
-    parts = [X.ledger(t1, cfg, adaptive={"LARGE SQA": _Worst(), "SMALL SQA": _Worst(), "LARGE full": _Worst(),
+    parts = [X.ledger(cfg, {"table 1": t1}, adaptive={"LARGE SQA": _Worst(), "SMALL SQA": _Worst(), "LARGE full": _Worst(),
                                          "SMALL full": _Worst()}, part=p).frame() for p in PARTS]
     assert sorted(pd.concat(parts).key) == sorted(whole.key) == sorted(c.key for c in X.CLAIMS)
     assert set(parts[1].source) == {"table 1"} and set(parts[1].attack) == {"PGD"}
@@ -102,16 +102,16 @@ def test_ledger_parts_partition_the_claims_and_cifar_is_not_runnable():
     assert set(whole.status) <= set(STATUSES) - {"not measured yet"}
     # the seed range enters the status: 50% +- a few images; the paper's 83.9 is outside it (without the
     # adaptive number: with it, the rule lets the adaptive number decide first, and it refutes 83.9)
-    led = X.ledger(t1, cfg, adaptive={"LARGE SQA": _Worst(), "SMALL SQA": _Worst(), "LARGE full": _Worst(),
+    led = X.ledger(cfg, {"table 1": t1}, adaptive={"LARGE SQA": _Worst(), "SMALL SQA": _Worst(), "LARGE full": _Worst(),
                                       "SMALL full": _Worst()})
     rec = next(r for r in led.records.values() if r.claim.model == "LARGE SQA" and r.claim.attack == "PGD")
     row = whole[(whole.model == "LARGE SQA") & (whole.attack == "PGD")].iloc[0]
     assert status_of(rec.claim, rec.ours, None, rec.seed_range) == "not reproduced" and row.seed_max <= 50.0
     assert row.status == "refuted by the adaptive attack"
     with pytest.raises(ValueError, match="adaptive"):
-        X.ledger(t1, cfg, part="adaptive", adaptive=adaptive or None)
+        X.ledger(cfg, {"table 1": t1}, part="adaptive", adaptive=adaptive or None)
     # the Fashion-MNIST ledger has no claims of its own dataset and lists the CIFAR ones only with MNIST's
-    assert len(X.ledger(t1, X.config_for("fashion_mnist", get_profile("book"))).frame()) == 0
+    assert len(X.ledger(X.config_for("fashion_mnist", get_profile("book")), {"table 1": t1}).frame()) == 0
 
 
 class _Worst:
@@ -127,3 +127,16 @@ def test_table1_summary_mean_and_std_over_seeds():
     table = X.paper_table1(s, cfg)
     assert list(table.columns[2:]) == ["clean", "FGSM 0.2", "FGSM 0.3", "C&W 0.2", "C&W 0.3", "PGD 0.2"]
     assert table.iloc[0]["PGD 0.2"] == "0.50" and "±" in table[table.model == "LARGE SQA"].iloc[0]["PGD 0.2"]
+
+
+def test_the_ledger_ports_table_4_from_the_timing_table_the_page_saves():
+    """Table 4's CIFAR-10 timing claims carry our measured MNIST ratio in their reason when the page's
+    ``"table 4"`` (measure.timing) is among the measured tables, and only then."""
+    cfg = X.config_for("mnist", get_profile("book"))
+    t1 = _fake_table1(cfg)
+    timing = pd.DataFrame({"method": ["FGSM", "SQA + FGSM", "PGD-100"], "ratio to FGSM": [1.0, 2.0, 50.0]})
+    with_port = X.ledger(cfg, {"table 1": t1, "table 4": timing}, part="reproduction").frame()
+    without = X.ledger(cfg, {"table 1": t1}, part="reproduction").frame()
+    t4 = with_port[with_port.source.isin(["table 4", "section 4.4"])]
+    assert len(t4) and t4.reason.str.contains("SQA \\+ FGSM was 25.0 times faster than PGD-100").all()
+    assert not without.reason.fillna("").str.contains("times faster").any()

@@ -134,18 +134,19 @@ def _adaptive_answers(c: Claim, cfg: DQAConfig) -> bool:
     return c.dataset == cfg.dataset and c.attack == "PGD" and c.source == "table 1" and abs(c.eps - cfg.eps) < 1e-9
 
 
-def ledger(t1: pd.DataFrame | None, cfg: DQAConfig, adaptive: dict | None = None, seeds: pd.DataFrame | None = None,
-           section: str = "", part: str | None = None) -> Ledger:
+def ledger(cfg: DQAConfig, measured: dict, adaptive: dict | None = None, section: str = "",
+           part: str | None = None) -> Ledger:
     """The chapter's claims for ``cfg.dataset`` joined with our numbers: under the paper's protocol
-    from ``t1`` (:func:`.measure.table1`, PGD and FGSM with autograd: see :mod:`.measure`), with
-    the range over training seeds from ``seeds`` (:func:`.measure.seed_table`) where there are
-    several, and the adaptive worst case from ``adaptive`` (:func:`.measure.adaptive`) for table 1's
-    PGD claims at ``cfg.eps``.
+    from ``measured["table 1"]`` (:func:`.measure.table1`, PGD and FGSM with autograd: see
+    :mod:`.measure`), with the range over training seeds from ``measured["seeds"]``
+    (:func:`.measure.seed_table`) where the page gives it, and the adaptive worst case from
+    ``adaptive`` (:func:`.measure.adaptive`) for table 1's PGD claims at ``cfg.eps``.
 
     ``part``: ``"reproduction"`` (every claim but table 1's PGD claims, which the adaptive page
     answers) or ``"adaptive"`` (those); ``None``: all. Claims on another runnable dataset are left
     out; CIFAR-10's are listed as not runnable here (with the MNIST ledger only, so once)."""
-    check_part(part, t1, adaptive, "table 1's measurements (measure.table1)")
+    measured = check_part(part, measured, adaptive, ("table 1",))
+    t1, seeds = measured["table 1"], measured.get("seeds")
     keep = [c for c in CLAIMS if part is None or (part == "adaptive") == _adaptive_answers(c, cfg)]
     own = any(c.dataset == cfg.dataset for c in CLAIMS)  # CIFAR-10's claims go with MNIST's, listed once
     mine = [c for c in keep if c.dataset == cfg.dataset or (own and c.dataset in OFFLINE_UNAVAILABLE)]

@@ -56,20 +56,22 @@ def answered_by_adaptive(i: int, cfg: QuSecNetsConfig) -> bool:
             and abs(c.eps - cfg.eps) < 1e-9)
 
 
-def ledger(tabs: dict | None, adaptive: dict | None, cfg: QuSecNetsConfig, section: str = "",
+def ledger(cfg: QuSecNetsConfig, measured: dict, adaptive: dict | None = None, section: str = "",
            part: str | None = None) -> Ledger:
     """The chapter's claims for ``cfg.dataset`` joined with our numbers: under the paper's protocol
-    from ``tabs`` (:func:`.measure.reproduce`), adaptive worst cases from ``adaptive``
-    (:func:`.measure.adaptive`, at ``cfg.eps``). FGSM claims at another radius than ``cfg.eps`` and
-    minimum-norm (C&W) claims get no adaptive number.
+    from ``measured``, the page's tables by name (:func:`.measure.reproduce`'s ``"fgsm"`` and ``"cw"``),
+    and the adaptive worst cases from ``adaptive`` (:func:`.measure.adaptive`, at ``cfg.eps``). FGSM
+    claims at another radius than ``cfg.eps`` and minimum-norm (C&W) claims get no adaptive number.
 
     ``part`` splits the ledger between the chapter's two pages, each claim in exactly one part:
     ``"reproduction"`` (every claim the adaptive test does not answer, and the claims not runnable
-    here; needs ``tabs``) and ``"adaptive"`` (the FGSM claims at ``cfg.eps``, joined with the adaptive
-    worst case; ``tabs`` may then be :func:`.measure.paper_protocol`'s). ``None``: the whole ledger."""
-    check_part(part, tabs, adaptive, "tabs (measure.reproduce, or measure.paper_protocol's FGSM)")
+    here) and ``"adaptive"`` (the FGSM claims at ``cfg.eps``, joined with the adaptive worst case;
+    ``measured`` may then be :func:`.measure.paper_protocol`'s). ``None``: the whole ledger."""
     keep = [i for i, c in enumerate(CLAIMS)
             if part is None or (part == "adaptive") == answered_by_adaptive(i, cfg)]
+    needs = sorted({MEASURED_BY[i][0] for i in keep
+                    if CLAIMS[i].dataset == cfg.dataset and isinstance(MEASURED_BY.get(i), tuple)})
+    tabs = check_part(part, measured, adaptive, tuple(needs))
     own = [CLAIMS[i] for i in keep if CLAIMS[i].dataset == cfg.dataset]
     offline = [CLAIMS[i] for i in keep if CLAIMS[i].dataset in OFFLINE_UNAVAILABLE]
     led = Ledger(own + (offline if any(c.dataset == cfg.dataset for c in CLAIMS) else []))

@@ -116,17 +116,19 @@ def _adaptive_answers(c: Claim, cfg: SQAConfig) -> bool:
     return c.source == "table 1" and c.dataset == cfg.dataset and c.attack == "PGD"
 
 
-def ledger(t1: pd.DataFrame | None, cfg: SQAConfig, adaptive: dict | None = None, section: str = "",
-           part: str | None = None, timing: pd.DataFrame | None = None) -> Ledger:
+def ledger(cfg: SQAConfig, measured: dict, adaptive: dict | None = None, section: str = "",
+           part: str | None = None) -> Ledger:
     """The chapter's claims for ``cfg.dataset`` joined with our numbers: table 1's first run under the
-    paper's protocol (:func:`.measure.table1`) with the range over our seeds, and for table 1's PGD
-    claims (``part="adaptive"``) the adaptive worst case (:func:`.measure.adaptive`). CIFAR-10's
-    claims (tables 2-4) are listed as not runnable here, with the MNIST ledger only; table 4's are
-    given our measured MNIST ratios as a port in their reason, when ``timing`` is given."""
+    paper's protocol (``measured["table 1"]``, :func:`.measure.table1`) with the range over our seeds,
+    and for table 1's PGD claims (``part="adaptive"``) the adaptive worst case (:func:`.measure.adaptive`).
+    CIFAR-10's claims (tables 2-4) are listed as not runnable here, with the MNIST ledger only; table 4's
+    are given our measured MNIST ratios as a port in their reason where the page gives its timing table
+    (``measured["table 4"]``, :func:`.measure.timing`)."""
     from ...evaluate import pick
     from .measure import seed_range
 
-    check_part(part, t1, adaptive, "table 1's measurements (measure.table1)")
+    measured = check_part(part, measured, adaptive, ("table 1",))
+    t1, timing = measured["table 1"], measured.get("table 4")
     keep = [c for c in CLAIMS if part is None or (part == "adaptive") == _adaptive_answers(c, cfg)]
     own = any(c.dataset == cfg.dataset for c in CLAIMS)
     mine = [c for c in keep if c.dataset == cfg.dataset or (own and c.dataset in OFFLINE_UNAVAILABLE)]
