@@ -234,13 +234,21 @@ class Panels:
 
 
 class _Plain:
-    """A string that prints without quotes (``{glue:text}`` shows the plain-text repr)."""
+    """A string that prints without quotes (``{glue:text}`` shows the plain-text repr). myst-nb reads
+    that repr with ``ast.literal_eval`` first, which would turn ``"40, 100"`` into the tuple
+    ``(40, 100)``: a text it would read as something else is quoted, so it reads back as itself."""
 
     def __init__(self, text: str):
         self.text = text
 
     def __repr__(self) -> str:
-        return self.text
+        from ast import literal_eval
+
+        try:
+            read = literal_eval(self.text)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            return self.text
+        return self.text if str(read) == self.text else repr(self.text)
 
 
 def glue(name: str, value, display: bool = False):

@@ -47,6 +47,12 @@ def _role(r) -> str:
     return r.role
 
 
+def _either(values) -> str:
+    """``[40, 100]`` -> ``"40 or 100"``; ``[40, 60, 100]`` -> ``"40, 60 or 100"``."""
+    words = [str(v) for v in values]
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
+
+
 def _ranks(b) -> list[str]:
     """The "rank" column: 1, 2, ... for the ranked rows (the board's order), and for the others why not
     (:func:`qutils.comparison.rank_note`)."""
@@ -214,7 +220,7 @@ def glue(boards) -> None:
             report.glue(f"sbs-{ds}-pgd-range", "–".join(pct(v) for v in h["pgd_range"]))
         report.glue(
             f"sbs-{ds}-steps",
-            ", ".join(str(s) for s in sorted(set(board.apgd_steps))),
+            _either(sorted(set(board.apgd_steps))),
         )
         report.glue(f"sbs-{ds}-n", f"{board.n.min()}-{board.n.max()}")
 

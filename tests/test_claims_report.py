@@ -254,3 +254,14 @@ def test_bounds_table_and_figure_show_both_bounds_and_what_the_attacks_missed():
         assert "the attacks alone" in [x.get_text() for x in labels]
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("text", ["40, 100", "40 or 100", "1e3", "[1, 2]", "0.3", "100-500", "it's \"quoted\"", "None"])
+def test_a_glued_string_renders_as_itself(text):
+    """myst-nb renders ``{glue:text}`` by reading the glued repr with ``ast.literal_eval``: a string
+    it would read as a tuple, a number or a list must come back as the same string."""
+    from myst_nb.core.variables import format_plain_text
+
+    from qutils.report import _Plain
+
+    assert format_plain_text(repr(_Plain(text)), "") == text

@@ -378,3 +378,9 @@ def test_the_light_rows_sentence_reads_with_and_without_light_rows():
     assert none == "none of the 28 rows any more"
     light = pd.DataFrame({"defense": ["SQA", "DQA"], "below_standard": ["APGD 40 steps (standard 100)", "x"]})
     assert light_text(light, 28) == "2 of the 28 rows, for instance SQA's APGD 40 steps (standard 100)"
+
+
+def test_the_steps_read_as_english():
+    from qutils.side_by_side import _either
+
+    assert [_either(v) for v in ([100], [40, 100], [40, 60, 100])] == ["100", "40 or 100", "40, 60 or 100"]
