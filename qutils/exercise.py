@@ -8,9 +8,47 @@ returns nothing, so a check cell shows only its message.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
 import numpy as np
 
-__all__ = ["check"]
+__all__ = ["Exercise", "check", "checker"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of a chapter, as its page numbers it: the title its self-check prints and the
+    tolerance it allows (``atol``, ``rtol``: :func:`check`)."""
+    title: str
+    atol: float = 1e-6
+    rtol: float = 0.0
+
+    def __post_init__(self):
+        if not self.title.startswith("exercise "):
+            raise ValueError(f"an exercise's title reads 'exercise N: what', got {self.title!r}")
+        if not (self.atol >= 0 and self.rtol >= 0):
+            raise ValueError(f"{self.title}: tolerances must be >= 0, got atol={self.atol}, rtol={self.rtol}")
+
+
+def checker(exercises: Mapping[str, Exercise], reference: Callable) -> Callable:
+    """A chapter's one-line self-check, ``check_exercise(which, answer, *context)``: it compares
+    ``answer`` with ``reference(which, *context)`` (the chapter's ``exercise_reference``) under the
+    title and tolerance ``exercises[which]`` declares. An exercise not answered yet computes nothing;
+    an unknown name raises ``ValueError`` listing the chapter's exercises."""
+    exercises = dict(exercises)
+
+    def self_check(which: str, answer, *context) -> None:
+        if which not in exercises:
+            raise ValueError(f"no exercise {which!r}; the chapter's are {sorted(exercises)}")
+        ex = exercises[which]
+        if answer is None:
+            print(f"{ex.title}: not answered yet")
+            return
+        check(ex.title, answer, reference(which, *context), atol=ex.atol, rtol=ex.rtol)
+
+    self_check.exercises = exercises
+    return self_check
 
 
 def check(name: str, answer, expected, atol: float = 1e-6, rtol: float = 0.0) -> None:

@@ -173,3 +173,18 @@ def test_cifar10_full_configuration_builds_resnet18_models():
     (g,) = torch.autograd.grad(out.sum(), x)
     assert torch.count_nonzero(g) == 0  # deployed exactly: no input gradient
     assert abs(cfg.eps - 8 / 255) < 1e-12 and cfg.pgd_steps == 7  # table 4's CIFAR-10 PGD
+
+
+def test_the_chapters_exercises_check_the_reference_under_each_title(capsys):
+    """The pages check each exercise by name; the two that need no model check right and wrong answers
+    by hand-computed values (equation 3's evenly spaced levels, equation 8's levels from thresholds)."""
+    cfg = X.config_for("mnist", get_profile("smoke"))
+    assert set(X.check_exercise.exercises) == set(X.EXERCISES) == {"levels-3bit", "paper-levels", "fgsm-zero", "st-fgsm"}
+    X.check_exercise("levels-3bit", [-1, -5 / 7, -3 / 7, -1 / 7, 1 / 7, 3 / 7, 5 / 7, 1], None, None, None, cfg)
+    X.check_exercise("paper-levels", [-1, -0.6, -0.1, 0.2, 0.5, 0.7, 0.9, 1], None, None, None, cfg)
+    assert capsys.readouterr().out == ("exercise 1: the 3-bit levels: correct\n"
+                                       "exercise 2: equation 8's levels: correct\n")
+    with pytest.raises(AssertionError, match="exercise 2: equation 8's levels: expected shape"):
+        X.check_exercise("paper-levels", [-1, -0.6, -0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1], None, None, None, cfg)
+    X.check_exercise("st-fgsm", None, None, None, None, cfg)  # not answered: runs no attack on the missing models
+    assert capsys.readouterr().out == "exercise 4: straight-through FGSM on Fixed 1-bit: not answered yet\n"

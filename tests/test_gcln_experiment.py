@@ -133,3 +133,16 @@ def test_feature_squeezing_is_bounded_behind_the_chapters_cascade_and_checked_fo
     for name, r in conv.iterrows():
         assert r["worst, stronger"].correct <= r["worst"].correct == int(results[name].robust[:6].sum())
     assert "x 2" in conv.stronger.iloc[0]
+
+
+def test_the_chapters_exercises_check_the_reference_under_each_title(capsys):
+    """Every exercise the pages check by name has a reference; the cheap ones check right and wrong answers."""
+    cfg = X.config_for("mnist", get_profile("smoke"))
+    assert set(X.check_exercise.exercises) == set(X.EXERCISES) == {"grid", "dc", "skip-g", "noise", "lowfreq"}
+    X.check_exercise("grid", [0.5, -0.5, 1.0], None, None, None, cfg)
+    X.check_exercise("dc", 4.0, None, None, None, cfg)  # an 8x8 block of 0.5: DC = 8 * 0.5 (orthonormal DCT)
+    assert capsys.readouterr().out == "exercise 1: rounding: correct\nexercise 2: the DC coefficient: correct\n"
+    with pytest.raises(AssertionError, match="exercise 2: the DC coefficient: not quite"):
+        X.check_exercise("dc", 0.5, None, None, None, cfg)
+    with pytest.raises(ValueError, match="no exercise 'nope'"):
+        X.exercise_reference("nope", None, None, None, cfg)

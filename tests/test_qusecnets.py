@@ -294,6 +294,30 @@ def test_exercise_check_fails_on_wrong_answers(capsys):
         check("x", "abc", [1.0])
 
 
+def test_a_chapters_exercise_check_uses_its_title_and_tolerance_and_computes_nothing_unanswered(capsys):
+    from qutils.exercise import Exercise, checker
+
+    calls = []
+
+    def reference(which, scale):
+        calls.append(which)
+        return [0.5 * scale, 1.0]
+
+    check_exercise = checker({"half": Exercise("exercise 1: halves", atol=0.01)}, reference)
+    check_exercise("half", None, 2.0)
+    assert capsys.readouterr().out == "exercise 1: halves: not answered yet\n" and calls == []
+    check_exercise("half", [1.005, 1.0], 2.0)  # within the exercise's tolerance, not check's default 1e-6
+    assert capsys.readouterr().out == "exercise 1: halves: correct\n" and calls == ["half"]
+    with pytest.raises(AssertionError, match="exercise 1: halves: not quite .+tolerance 0.01"):
+        check_exercise("half", [1.02, 1.0], 2.0)
+    with pytest.raises(ValueError, match=r"no exercise 'halves'; the chapter's are \['half'\]"):
+        check_exercise("halves", [1.0, 1.0], 2.0)
+    with pytest.raises(ValueError, match="reads 'exercise N: what'"):
+        Exercise("halves")
+    with pytest.raises(ValueError, match="tolerances must be >= 0"):
+        Exercise("exercise 2: x", atol=-1e-3)
+
+
 def test_input_transform_defenses_keep_gradient_or_mask_it_as_documented():
     torch.manual_seed(0)
     plain = build("cleverhans_cnn").eval()

@@ -6,9 +6,10 @@ from . import figures, tables
 from .chapter import CHAPTER
 from .config import FULL_PRECISION, SOURCES, DQAConfig, config_for, name_of, parse_name
 from .measure import (GRADIENTS, activation_values, adaptive, adaptive_curves, adaptive_table, convergence, batch_scope, cascade_stages, cw_table,
-                      exercise_reference, finite_differences, gain_table, paper_attack, paper_pgd, penultimate, seed_range,
+                      finite_differences, gain_table, paper_attack, paper_pgd, penultimate, seed_range,
                       seed_spread, seed_table, surviving_gains, table1, transfer_table, tsne_embedding,
                       views, zoo_table)
+from .exercises import EXERCISES, check_exercise, exercise_reference
 from .paper import CLAIMS, PAPER, PARTS, ledger, paper_table1, paper_table4
 from .zoo import book_zoo, Zoo, build_model, test_images, train_model, train_substitutes, train_zoo
 from ...evaluate import pick
@@ -18,5 +19,5 @@ __all__ = ["CHAPTER", "book_zoo", "DQAConfig", "config_for", "FULL_PRECISION", "
            "paper_pgd", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table",
            "finite_differences", "transfer_table", "activation_values", "penultimate", "tsne_embedding",
            "batch_scope", "paper_attack", "cascade_stages", "adaptive", "convergence", "adaptive_table", "surviving_gains", "gain_table",
-           "adaptive_curves", "exercise_reference", "CLAIMS", "PAPER", "PARTS", "ledger", "paper_table1",
+           "adaptive_curves", "EXERCISES", "check_exercise", "exercise_reference", "CLAIMS", "PAPER", "PARTS", "ledger", "paper_table1",
            "paper_table4", "pick", "figures", "tables"]

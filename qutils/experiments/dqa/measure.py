@@ -31,8 +31,7 @@ from .zoo import Zoo
 
 __all__ = ["GRADIENTS", "views", "table1", "seed_table", "seed_spread", "seed_range", "cw_table", "zoo_table", "finite_differences",
            "transfer_table", "activation_values", "penultimate", "tsne_embedding", "batch_scope", "paper_pgd",
-           "paper_attack", "cascade_stages", "adaptive", "convergence", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table",
-           "exercise_reference"]
+           "paper_attack", "cascade_stages", "adaptive", "convergence", "adaptive_table", "surviving_gains", "adaptive_curves", "gain_table"]
 
 GRADIENTS = ("autograd", "straight-through")
 
@@ -340,23 +339,3 @@ def adaptive_curves(models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConf
     df["eps"] = df["eps"].astype(float)
     df.loc[df.eps == 0, "norm"] = "Linf"  # clean accuracy: the start of every curve
     return df
-
-
-def exercise_reference(which: str, models: dict, x: torch.Tensor, y: torch.Tensor, cfg: DQAConfig):
-    """The reference answers of the chapter's exercises (the self-checks compare with these, and
-    never print them)."""
-    if which == "levels-3bit":
-        from ...defenses.dqa import fixed_levels
-
-        return fixed_levels(3).tolist()
-    if which == "fgsm-zero":
-        m = models[name_of("fixed", 2)].deployed()
-        return float((FGSM(cfg.eps)(m, x[:100], y[:100]) == x[:100]).flatten(1).all(1).float().mean())
-    if which == "paper-levels":
-        from ...defenses.dqa import paper_levels
-
-        return paper_levels(torch.tensor([-0.6, -0.1, 0.2, 0.3, 0.5, 0.7, 0.9])).tolist()
-    if which == "st-fgsm":
-        m = models[name_of("fixed", 1)]
-        return robust_accuracy(m.deployed(), Adaptive(FGSM(cfg.eps), m.view("identity")), x[:200], y[:200]).value
-    raise ValueError(f"no exercise {which!r}")

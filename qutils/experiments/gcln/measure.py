@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, LowFrequencyPGD, Transfer
+from ...attacks import BIM, FGSM, PGD, Adaptive, CWLinf, Transfer
 from ...cascade import (Stage, chapter_stages, compare_table, convergence_check, curve_rows, gain_table as _gain_table, run_cascades,
                         summary_table)
 from ...defenses.protocol import as_defense
-from ...defenses.gcln import GCLN, block_dct
+from ...defenses.gcln import GCLN
 from ...defenses.squeeze import BitDepthReduction, InputTransformModel
 from ...evaluate import accuracy, accuracy_row as _row, robust_accuracy
 from ...features import hooked
@@ -33,7 +33,7 @@ from .zoo import Zoo
 __all__ = ["binarization_bounds", "convergence", "paper_attacks", "models_of", "paper_access", "table1", "table2", "table3", "table4", "bpda_attack", "figure3_qs",
            "figure3_steps", "figure4_steps", "figure4_eps", "access_table", "paper_attack", "cascade_stages", "adaptive", "adaptive_table",
            "gain_table", "surviving_gains", "access_rows", "PAPER_ACCESS", "BPDA_ACCESS", "adaptive_curves", "frequency_energy", "figure2_maps",
-           "detector_scores", "exercise_reference"]
+           "detector_scores"]
 
 
 def paper_attacks(cfg: GCLNConfig, steps: int | None = None) -> dict:
@@ -338,30 +338,3 @@ def detector_scores(zoo: Zoo, q: float, x: torch.Tensor, y: torch.Tensor, cfg: G
         p = torch.sigmoid(d(img))
         rows.append({"input": what, "P(clean) mean": float(p.mean()), "judged clean": float((p > 0.5).float().mean())})
     return pd.DataFrame(rows)
-
-
-def exercise_reference(which: str, zoo: Zoo, x, y, cfg: GCLNConfig):
-    """The reference answers of the chapter's exercises (the self-checks compare with these and never print them)."""
-    if which == "grid":
-        from ...defenses.gcln import round_to_step
-
-        return round_to_step(torch.tensor([0.26, -0.74, 1.0]), 0.5).tolist()
-    if which == "dc":
-        return float(block_dct(torch.full((1, 1, 8, 8), 0.5), 8)[0, 0, 0, 0])
-    if which == "skip-g":
-        m = zoo.gcln(cfg.qs[-1])
-        n = min(100, len(x))
-        pgd = paper_attacks(cfg)["PGD"]
-        return robust_accuracy(m, Adaptive(pgd, m.attack_views()["identity through G"].model, how="BPDA"),
-                               x[:n], y[:n]).value
-    if which == "noise":
-        n = min(100, len(x))
-        return robust_accuracy(zoo.gcln(cfg.qs[-1]), PGD(cfg.eps, 1, abs_stepsize=0.0, seed=cfg.seed), x[:n], y[:n]).value
-    if which == "lowfreq":
-        m = zoo.gcln(cfg.qs[-1])
-        n = min(100, len(x))
-        lf = LowFrequencyPGD(cfg.eps, cfg.apgd_steps, keep=cfg.lowfreq_keep, block=cfg.block, pad=cfg.pad,
-                             rel_stepsize=cfg.rel_stepsize)
-        return robust_accuracy(m, Adaptive(lf, m.attack_views()["straight-through"].model, how="BPDA"), x[:n],
-                               y[:n]).value
-    raise ValueError(f"no exercise {which!r}")
