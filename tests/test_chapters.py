@@ -90,7 +90,7 @@ def test_a_chapters_ledger_takes_the_pages_tables_by_name(ch):
 
 #: the chapters whose pages still spell out each exercise check (``check("exercise N: ...", answer,
 #: X.exercise_reference(...), atol=...)``): each moves to ``check_exercise`` with its pages' next execution
-EXERCISES_PENDING = {"qusecnets", "qlayer", "sqa", "gcln"}
+EXERCISES_PENDING = {"qusecnets", "qlayer", "sqa"}
 
 
 @pytest.mark.parametrize("ch", [pytest.param(c, marks=pytest.mark.xfail(
